@@ -1,0 +1,1 @@
+"""Cases in, predictions out: Data_IO, Sample and the format interfaces."""

@@ -1,0 +1,1 @@
+"""Phantom data sets for demos, examples, tests and benchmarks."""

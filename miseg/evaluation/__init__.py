@@ -1,0 +1,1 @@
+"""Evaluation: cross-validation, split validation, leave-one-out, metrics and reports."""

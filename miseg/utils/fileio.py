@@ -1,0 +1,69 @@
+"""Small file-system helpers: atomic writes and safe file names from sample indices."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+from miseg.errors import UnsafeIndexError
+
+__all__ = ["atomic_path", "safe_filename", "safe_join"]
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[str]:
+    """Yield a temporary path beside ``path``; move it onto ``path`` only on success.
+
+    A crash or exception never leaves a half-written file under the final name, and the
+    temporary file lives in the destination folder (same file system, no stray files in
+    the system temp directory after a successful write).
+
+    Args:
+        path: Final file path.
+        suffix: Suffix for the temporary file (some writers infer the format from it,
+            e.g. ``".nii.gz"``).
+
+    Example:
+        >>> with atomic_path("out/history.tsv") as tmp:
+        ...     Path(tmp).write_text("epoch\\tloss\\n")
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        raise
+
+
+def safe_filename(index: Any) -> str:
+    """Turn a sample index into a file-name component that cannot leave its directory.
+
+    Raises:
+        UnsafeIndexError: for empty names, ``.``/``..``, path separators or NUL bytes.
+    """
+    name = str(index)
+    if name in ("", ".", "..") or "/" in name or "\\" in name or "\x00" in name or os.sep in name:
+        raise UnsafeIndexError(
+            f"Sample index {index!r} cannot be used as a file name: it is empty, '.'/'..', or "
+            f"contains a path separator, so it could escape the output or batch directory. "
+            f"Rename the case."
+        )
+    return name
+
+
+def safe_join(directory: str | os.PathLike, index: Any, suffix: str = "") -> str:
+    """Join ``directory`` and a file name built from ``index``; guaranteed to stay inside it."""
+    name = safe_filename(index) + suffix
+    base = Path(directory).resolve()
+    target = (base / name).resolve()
+    if target.parent != base:
+        raise UnsafeIndexError(f"Sample index {index!r} resolves outside {str(base)!r}.")
+    return str(Path(directory) / name)
