@@ -5,9 +5,9 @@ import os
 
 import numpy as np
 import pytest
+from conftest import MemoryIO
 
 from miseg.data_loading.data_io import Data_IO, backup_evaluation, backup_history, create_directories
-from miseg.data_loading.interfaces.abstract_io import Abstract_IO
 from miseg.data_loading.sample import Sample
 from miseg.errors import (
     ConfigurationError,
@@ -17,37 +17,6 @@ from miseg.errors import (
     ShapeMismatchError,
     UnsafeIndexError,
 )
-
-
-class MemoryIO(Abstract_IO):
-    """A tiny in-test interface, so Data_IO is tested independently of real formats."""
-
-    def __init__(self, cases, channels=1, classes=3, three_dim=True):
-        super().__init__(channels, classes, three_dim)
-        self.cases = cases
-        self.saved = {}
-
-    def initialize(self, input_path):
-        return list(self.cases)
-
-    def load_image(self, index):
-        return self.cases[index][0], {"type": "memory", "spacing": (2.0, 1.0, 1.0)}
-
-    def load_segmentation(self, index):
-        seg = self.cases[index][1]
-        if seg is None:
-            raise MissingSegmentationError(f"Case {index!r} has no segmentation.")
-        return seg
-
-    def load_prediction(self, index, output_path):
-        return self.saved[index]
-
-    def save_prediction(self, sample, output_path):
-        self.saved[sample.index] = sample.pred_data
-
-    @staticmethod
-    def check_file_termination(termination):
-        return False
 
 
 def _volume(seed=0, shape=(8, 8, 8)):

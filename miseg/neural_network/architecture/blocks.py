@@ -34,8 +34,10 @@ __all__ = [
     "conv_block",
     "contracting_layer",
     "expanding_layer",
+    "level_helpers",
     "gating_signal",
     "attention_gate",
+    "gated_skip",
     "unet_graph",
     "output_head",
     "build_model",
@@ -160,6 +162,34 @@ def expanding_layer(
     return block(keras.layers.Concatenate(axis=-1)([up, skip]), filters)
 
 
+def level_helpers(block: Callable[..., keras.KerasTensor]) -> tuple[Callable, Callable, Callable]:
+    """MIScnn's module-level helpers ``contracting_layer``, ``middle_layer`` and
+    ``expanding_layer`` for a block function ``block(x, filters, *, ba_norm, momentum)``.
+
+    The helpers work for 2D and 3D (the rank is read from the tensor), so a variant module
+    binds them to both its ``*_2D`` and ``*_3D`` names.
+    """
+
+    def contracting(input, neurons, ba_norm=True, ba_norm_momentum=0.99):
+        """Encoder level: block, then 2x max-pooling. Returns ``(pooled, skip)``."""
+        return contracting_layer(
+            input, neurons, partial(block, ba_norm=ba_norm, momentum=ba_norm_momentum)
+        )
+
+    def middle(input, neurons, ba_norm=True, ba_norm_momentum=0.99):
+        """Bottleneck block."""
+        return block(input, neurons, ba_norm=ba_norm, momentum=ba_norm_momentum)
+
+    def expanding(input, neurons, concatenate_link, ba_norm=True, ba_norm_momentum=0.99):
+        """Decoder level: 2x transposed convolution, concat ``concatenate_link``, block."""
+        return expanding_layer(
+            input, neurons, concatenate_link,
+            partial(block, ba_norm=ba_norm, momentum=ba_norm_momentum),
+        )
+
+    return contracting, middle, expanding
+
+
 def gating_signal(
     x: keras.KerasTensor, filters: int, *, ba_norm: bool = True, momentum: float = 0.99
 ) -> keras.KerasTensor:
@@ -197,6 +227,19 @@ def attention_gate(
     if ba_norm:
         out = keras.layers.BatchNormalization(momentum=momentum)(out)
     return out
+
+
+def gated_skip(
+    skip: keras.KerasTensor,
+    lower: keras.KerasTensor,
+    filters: int,
+    *,
+    ba_norm: bool = True,
+    momentum: float = 0.99,
+) -> keras.KerasTensor:
+    """Attention U-Net skip: gate ``skip`` with a gating signal computed from ``lower``."""
+    gating = gating_signal(lower, filters, ba_norm=ba_norm, momentum=momentum)
+    return attention_gate(skip, gating, filters, ba_norm=ba_norm, momentum=momentum)
 
 
 def unet_graph(

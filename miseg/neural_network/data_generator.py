@@ -1,0 +1,130 @@
+"""DataGenerator: a Keras ``PyDataset`` that asks the Preprocessor for batch ``idx``.
+
+Unlike MIScnn's generator, ``__getitem__(idx)`` is a pure function of ``(seed, epoch, idx)``:
+batch ``idx`` draws its cases from a per-epoch permutation and its patches from a generator
+seeded with those numbers. That makes batches reproducible and lets Keras build them in
+parallel worker processes (``workers``/``use_multiprocessing``) while the model trains.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import keras
+import numpy as np
+
+from miseg.errors import ConfigurationError
+
+__all__ = ["DataGenerator"]
+
+
+class DataGenerator(keras.utils.PyDataset):
+    """Batches for ``fit``/``predict`` from a Preprocessor.
+
+    Args:
+        sample_list: Case indices (list or numpy array).
+        preprocessor: The Preprocessor producing the items.
+        training: Yield ``(img, one-hot seg)`` training batches; else prediction batches.
+        validation: Training batches without augmentation and with fixed crops, so that
+            validation metrics are comparable across epochs.
+        shuffle: Reshuffle the case order every epoch (training only).
+        iterations: Batches per epoch; default ``ceil(cases * patches_per_sample / batch_size)``.
+        seed: Seed of the batch recipes; defaults to the preprocessor's seed.
+        workers: Keras workers producing batches ahead of the model.
+        use_multiprocessing: Workers are processes (recommended: augmentation is CPU-bound
+            Python/NumPy that threads cannot parallelise).
+        max_queue_size: Batches prepared ahead.
+    """
+
+    def __init__(
+        self,
+        sample_list: Sequence[Any] | np.ndarray,
+        preprocessor: Any,
+        training: bool = False,
+        validation: bool = False,
+        shuffle: bool = False,
+        iterations: int | None = None,
+        seed: int | None = None,
+        workers: int = 1,
+        use_multiprocessing: bool = False,
+        max_queue_size: int = 10,
+    ) -> None:
+        super().__init__(workers=workers, use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size)
+        if isinstance(sample_list, np.ndarray):
+            sample_list = sample_list.tolist()
+        if not isinstance(sample_list, (list, tuple)):
+            raise ConfigurationError(f"sample_list must be a list or numpy array, got {type(sample_list).__name__}.")
+        if len(sample_list) == 0:
+            raise ConfigurationError("sample_list is empty: there is nothing to train or predict on.")
+        if iterations is not None and (not isinstance(iterations, (int, np.integer)) or iterations < 1):
+            raise ConfigurationError(f"iterations must be a positive int or None, got {iterations!r}.")
+        self.sample_list = list(sample_list)
+        self.preprocessor = preprocessor
+        self.training = training
+        self.validation = validation
+        self.shuffle = shuffle
+        self.iterations = iterations
+        self.seed = int(seed) if seed is not None else int(preprocessor.seed)
+        self.epoch = 0
+        self._pointers: int | None = None
+        self._prediction_batches: list | None = None
+        if preprocessor.prepare_subfunctions:
+            preprocessor.run_subfunctions(self.sample_list, training)
+        if preprocessor.prepare_batches:
+            self._pointers = preprocessor.run(self.sample_list, training, validation) + 1
+
+    # ------------------------------------------------------------------ sizes
+    @property
+    def cases_per_batch(self) -> int:
+        """Cases loaded for one batch: ``ceil(batch_size / patches_per_sample)``."""
+        return max(1, math.ceil(self.preprocessor.batch_size / self.preprocessor.patches_per_sample))
+
+    def __len__(self) -> int:
+        if self.iterations is not None:
+            return self.iterations
+        if self._pointers is not None:
+            return self._pointers
+        if not self.training:
+            return len(self._prediction())
+        n_items = len(self.sample_list) * self.preprocessor.patches_per_sample
+        return max(1, math.ceil(n_items / self.preprocessor.batch_size))
+
+    # ------------------------------------------------------------------ batches
+    def _prediction(self) -> list:
+        if self._prediction_batches is None:
+            self._prediction_batches = self.preprocessor.run(self.sample_list, False, False)
+        return self._prediction_batches
+
+    def _order(self, epoch: int) -> list[Any]:
+        if self.training and self.shuffle and not self.validation:
+            perm = np.random.default_rng([self.seed, 7, epoch]).permutation(len(self.sample_list))
+            return [self.sample_list[i] for i in perm]
+        return self.sample_list
+
+    def __getitem__(self, idx: int) -> Any:
+        pp = self.preprocessor
+        if self._pointers is not None:
+            pointer = idx % self._pointers
+            kind = "validation" if self.validation else ("training" if self.training else "prediction")
+            img = pp.data_io.batch_load(f"{kind}.{pointer}")
+            if not self.training:
+                return img
+            return img, pp.data_io.batch_load(f"{kind}.{pointer}", img=False)
+        if not self.training:
+            return self._prediction()[idx][0]
+        epoch = 0 if self.validation else self.epoch
+        order = self._order(epoch)
+        per_case = pp.patches_per_sample
+        items: list = []
+        k = self.cases_per_batch
+        for j in range(k):
+            position = (idx * k + j) % len(order)
+            rng = np.random.default_rng([self.seed, int(self.validation), epoch, idx, j])
+            items.extend(pp.training_items(order[position], per_case, rng, augment=not self.validation))
+            if len(items) >= pp.batch_size:
+                break
+        return pp.to_batch(items[: pp.batch_size])
+
+    def on_epoch_end(self) -> None:
+        self.epoch += 1

@@ -1,0 +1,381 @@
+"""Neural_Network: a Keras 3 model wrapped around a Preprocessor (MIScnn's central class)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import zipfile
+from typing import Any, Iterator, Sequence
+
+import keras
+import numpy as np
+
+from miseg.errors import ConfigurationError, CorruptFileError, DataNotFoundError, ModelError
+from miseg.multi_model.model import Model
+from miseg.neural_network.data_generator import DataGenerator
+from miseg.neural_network.metrics import class_weighted_loss, dice_soft, tversky_loss
+from miseg.utils.fileio import atomic_path
+
+__all__ = ["Neural_Network"]
+
+_MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
+
+
+class Neural_Network(Model):
+    """Build, train and apply a segmentation network on a Preprocessor's data.
+
+    Args:
+        preprocessor: The Preprocessor (decides input shape, channels, classes).
+        architecture: An ``Abstract_Architecture``; a fresh standard U-Net by default.
+        loss: Loss function or ``keras.losses.Loss``.
+        metrics: Metrics; ``[dice_soft]`` by default (a fresh list per instance).
+        learning_rate: Adam learning rate.
+        batch_queue_size: Batches prepared ahead of the model (Keras ``max_queue_size``).
+        workers: Processes producing batches in parallel with training (0: in the
+            training loop itself).
+        multi_gpu: Build under ``tf.distribute.MirroredStrategy``.
+        strategy: Any ``tf.distribute.Strategy`` to build and train under (wins over
+            ``multi_gpu``).
+        mixed_precision: Build with the ``mixed_float16`` policy (float32 output layer).
+        use_multiprocessing: Workers are processes (default) rather than threads.
+        tta: Average mirrored predictions in ``predict`` (test-time augmentation).
+        keep_largest_component: Postprocess label predictions by keeping the largest
+            connected component of each foreground class.
+        prediction_batch_size: Patches per forward pass at prediction (default: the
+            preprocessor's batch size).
+
+    Example:
+        >>> model = Neural_Network(preprocessor=pp, architecture=UNet_standard(depth=3))
+        >>> model.train(train_ids, epochs=10)
+        >>> model.predict(test_ids)                 # writes predictions/<index>.nii.gz
+    """
+
+    def __init__(
+        self,
+        preprocessor: Any,
+        architecture: Any = None,
+        loss: Any = tversky_loss,
+        metrics: Sequence[Any] | None = None,
+        learning_rate: float = 0.0001,
+        batch_queue_size: int = 2,
+        workers: int = 1,
+        multi_gpu: bool = False,
+        *,
+        strategy: Any = None,
+        mixed_precision: bool = False,
+        use_multiprocessing: bool = True,
+        tta: bool = False,
+        keep_largest_component: bool = False,
+        prediction_batch_size: int | None = None,
+    ) -> None:
+        super().__init__(preprocessor)
+        if architecture is None:
+            from miseg.neural_network.architecture.unet.standard import Architecture
+
+            architecture = Architecture()
+        self.architecture = architecture
+        self.loss = loss
+        self.metrics = list(metrics) if metrics is not None else [dice_soft]
+        if not learning_rate > 0:
+            raise ConfigurationError(f"learning_rate must be positive, got {learning_rate!r}.")
+        self.learning_rate = learning_rate
+        self.batch_queue_size = batch_queue_size
+        self.workers = workers
+        self.multi_gpu = multi_gpu
+        self.use_multiprocessing = use_multiprocessing
+        self.mixed_precision = mixed_precision
+        self.tta = tta
+        self.keep_largest_component = keep_largest_component
+        self.prediction_batch_size = prediction_batch_size
+        self.shuffle_batches = True
+        if strategy is None and multi_gpu:
+            import tensorflow as tf
+
+            strategy = tf.distribute.MirroredStrategy(
+                cross_device_ops=tf.distribute.HierarchicalCopyAllReduce()
+            )
+        self.strategy = strategy
+        self._class_weight: Any = None
+        self._compiled_with: tuple | None = None
+        self.model = self.build_model()
+        self.initialization_weights = self.model.get_weights()
+
+    # ------------------------------------------------------------------ building
+    def _scope(self) -> Any:
+        return self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
+
+    @contextlib.contextmanager
+    def _policy(self) -> Iterator[None]:
+        if not self.mixed_precision:
+            yield
+            return
+        previous = keras.config.dtype_policy()
+        keras.config.set_dtype_policy("mixed_float16")
+        try:
+            yield
+        finally:
+            keras.config.set_dtype_policy(previous)
+
+    def input_shape(self) -> tuple:
+        pp = self.preprocessor
+        dims = 3 if self.three_dim else 2
+        if pp.analysis == "fullimage":
+            return (None,) * dims + (self.channels,)
+        return tuple(pp.patch_shape) + (self.channels,)
+
+    def build_model(self) -> keras.Model:
+        """Create the architecture's model for this preprocessor and compile it."""
+        with self._scope(), self._policy():
+            builder = self.architecture.create_model_3D if self.three_dim else self.architecture.create_model_2D
+            model = builder(self.input_shape(), n_labels=self.classes)
+        self.model = model
+        self._compile()
+        return model
+
+    def _effective_loss(self) -> Any:
+        if self._class_weight is None:
+            return self.loss
+        return class_weighted_loss(self.loss, self._class_weight)
+
+    def _signature(self) -> tuple:
+        return (id(self.loss), tuple(id(m) for m in self.metrics), _freeze(self._class_weight))
+
+    def _compile(self) -> None:
+        with self._scope():
+            optimizer = keras.optimizers.Adam(learning_rate=self.learning_rate)
+            self.model.compile(optimizer=optimizer, loss=self._effective_loss(), metrics=list(self.metrics))
+        self._compiled_with = self._signature()
+
+    def _sync_compilation(self, class_weight: Any) -> None:
+        """Recompile when loss, metrics or class weights changed; apply a new learning rate."""
+        self._class_weight = class_weight
+        if self._compiled_with != self._signature():
+            self._compile()
+        optimizer = self.model.optimizer
+        if float(keras.ops.convert_to_numpy(optimizer.learning_rate)) != float(self.learning_rate):
+            optimizer.learning_rate = self.learning_rate
+
+    def _check_channels(self) -> None:
+        expected = self.model.input_shape[-1]
+        if expected != self.preprocessor.data_io.interface.channels:
+            raise ModelError(
+                f"The model expects {expected} input channels, but the preprocessor's interface "
+                f"serves {self.preprocessor.data_io.interface.channels}."
+            )
+
+    # ------------------------------------------------------------------ training
+    def _generator(self, samples: Sequence[Any], training: bool, validation: bool = False,
+                   iterations: int | None = None) -> DataGenerator:
+        return DataGenerator(
+            list(samples), self.preprocessor, training=training, validation=validation,
+            shuffle=self.shuffle_batches, iterations=iterations,
+            workers=max(1, self.workers), use_multiprocessing=self.use_multiprocessing and self.workers > 0,
+            max_queue_size=self.batch_queue_size,
+        )
+
+    def _cleanup(self) -> None:
+        pp = self.preprocessor
+        if pp.prepare_batches:
+            pp.data_io.batch_cleanup()
+
+    def train(self, sample_list: Sequence[Any], epochs: int = 20, iterations: int | None = None,
+              callbacks: Sequence[Any] | None = None, class_weight: Any = None) -> keras.callbacks.History:
+        """Fit on ``sample_list``.
+
+        Args:
+            sample_list: Case indices.
+            epochs: Epochs.
+            iterations: Batches per epoch (default: every case's patches once).
+            callbacks: Keras callbacks.
+            class_weight: ``{class: weight}`` or a sequence per class; applied inside the
+                loss so it works for 2D and 3D segmentation outputs.
+
+        Returns:
+            The Keras History.
+        """
+        self._check_channels()
+        self._sync_compilation(class_weight)
+        generator = self._generator(sample_list, training=True, iterations=iterations)
+        try:
+            return self.model.fit(generator, epochs=epochs, callbacks=list(callbacks or []), verbose=_verbosity())
+        finally:
+            self._cleanup()
+
+    def evaluate(self, training_samples: Sequence[Any], validation_samples: Sequence[Any],
+                 epochs: int = 20, iterations: int | None = None,
+                 callbacks: Sequence[Any] | None = None, class_weight: Any = None) -> keras.callbacks.History:
+        """Fit on ``training_samples`` with ``validation_samples`` scored after every epoch."""
+        self._check_channels()
+        self._sync_compilation(class_weight)
+        train_gen = self._generator(training_samples, training=True, iterations=iterations)
+        val_gen = self._generator(validation_samples, training=True, validation=True)
+        try:
+            return self.model.fit(train_gen, validation_data=val_gen, epochs=epochs,
+                                  callbacks=list(callbacks or []), verbose=_verbosity())
+        finally:
+            self._cleanup()
+
+    # ------------------------------------------------------------------ prediction
+    def _check_indices(self, sample_list: Sequence[Any]) -> None:
+        known = set(map(str, self.preprocessor.data_io.get_indiceslist()))
+        missing = [i for i in sample_list if str(i) not in known]
+        if missing:
+            raise DataNotFoundError(
+                f"Cannot predict samples {missing[:5]}: they are not among the data set's "
+                f"{len(known)} cases in {getattr(self.preprocessor.data_io, 'input_path', '?')!r}."
+            )
+
+    def _forward(self, batch: np.ndarray) -> np.ndarray:
+        return np.asarray(self.model.predict_on_batch(batch), dtype=np.float32)
+
+    def _predict_probabilities(self, plan: Any, flips: Sequence[tuple[int, ...]]) -> np.ndarray:
+        """Merged class probabilities of one case, averaged over the given flips."""
+        batch_size = self.prediction_batch_size or self.preprocessor.batch_size
+
+        def batches() -> Iterator[np.ndarray]:
+            for start in range(0, len(plan), batch_size):
+                x = plan.patches(start, start + batch_size)
+                total = None
+                for axes in flips:
+                    out = self._forward(np.flip(x, axes) if axes else x)
+                    out = np.flip(out, axes) if axes else out
+                    total = out if total is None else total + out
+                yield total / len(flips)
+
+        return self.preprocessor.merge(plan, batches())
+
+    def _flips(self, tta: bool) -> list[tuple[int, ...]]:
+        if not tta:
+            return [()]
+        dims = 3 if self.three_dim else 2
+        return [()] + [(axis,) for axis in range(1, dims + 1)]
+
+    def predict(self, sample_list: Sequence[Any], return_output: bool = False,
+                activation_output: bool = False, tta: bool | None = None) -> list[np.ndarray] | None:
+        """Predict cases, in their original image space.
+
+        Args:
+            sample_list: Case indices (they need no segmentation).
+            return_output: Return the predictions instead of writing them through the
+                interface (``<output_path>/<index>.nii.gz`` for NIfTI).
+            activation_output: Probabilities ``(..., classes)`` instead of labels.
+            tta: Average over mirrored inputs (default: the ``tta`` attribute).
+
+        Returns:
+            With ``return_output``, one array per case: labels ``(x, y[, z])`` or
+            probabilities ``(x, y[, z], classes)``.
+        """
+        self._check_channels()
+        self._check_indices(sample_list)
+        pp = self.preprocessor
+        flips = self._flips(self.tta if tta is None else tta)
+        results = []
+        for index in _progress(sample_list, "Predicting"):
+            sample = pp.load_sample(index, training=False)
+            plan = pp.prediction_plan(sample)
+            probabilities = self._predict_probabilities(plan, flips)
+            prediction = pp.finish_prediction(sample, probabilities, activation_output)
+            if self.keep_largest_component and not activation_output:
+                from miseg.processing.postprocessing import keep_largest_component
+
+                prediction = keep_largest_component(prediction, self.classes)
+            if return_output:
+                results.append(prediction)
+            else:
+                sample.add_prediction(prediction, activation_output)
+                pp.data_io.save_prediction(sample)
+        return results if return_output else None
+
+    def predict_augmentated(self, sample_index: Any) -> list[np.ndarray]:
+        """Probability maps of one case for each single-axis mirror (un-averaged, MIScnn API).
+
+        Returns:
+            A list of ``dims`` maps ``(x, y[, z], classes)``, mirrored along spatial axis 1..dims.
+        """
+        self._check_indices([sample_index])
+        pp = self.preprocessor
+        sample = pp.load_sample(sample_index, training=False)
+        plan = pp.prediction_plan(sample)
+        dims = 3 if self.three_dim else 2
+        return [
+            pp.finish_prediction(sample, self._predict_probabilities(plan, [(axis,)]), True)
+            for axis in range(1, dims + 1)
+        ]
+
+    # ------------------------------------------------------------------ state
+    def reset_weights(self) -> None:
+        """Restore the initial weights (optimizer state is kept; use ``reset`` for both)."""
+        self.model.set_weights(self.initialization_weights)
+
+    def reset(self) -> None:
+        """Restore the initial weights and start a fresh optimizer."""
+        self.reset_weights()
+        self._compile()
+
+    def copy(self) -> "Neural_Network":
+        """A new Neural_Network with the same settings and a copy of the weights."""
+        clone = Neural_Network(
+            self.preprocessor, architecture=self.architecture, loss=self.loss, metrics=list(self.metrics),
+            learning_rate=self.learning_rate, batch_queue_size=self.batch_queue_size, workers=self.workers,
+            use_multiprocessing=self.use_multiprocessing, mixed_precision=self.mixed_precision, tta=self.tta,
+            keep_largest_component=self.keep_largest_component,
+            prediction_batch_size=self.prediction_batch_size,
+        )
+        clone.model.set_weights(self.model.get_weights())
+        return clone
+
+    @staticmethod
+    def model_path(file_path: str) -> str:
+        """The file a model path refers to: MIScnn's extension-less paths get ``.keras``."""
+        path = os.fspath(file_path)
+        return path if path.lower().endswith(_MODEL_SUFFIXES) else path + ".keras"
+
+    def dump(self, file_path: str) -> str:
+        """Save the model (``.keras``; ``.h5``/``.hdf5`` names write HDF5). Returns the path."""
+        path = self.model_path(file_path)
+        suffix = os.path.splitext(path)[1]
+        with atomic_path(path, suffix=suffix) as tmp:
+            self.model.save(tmp)
+        return path
+
+    def load(self, file_path: str, custom_objects: dict | None = None) -> None:
+        """Load a model saved by :meth:`dump` (or by MIScnn as HDF5) and recompile it."""
+        import miseg.neural_network.architecture  # noqa: F401  (registers custom layers)
+
+        path = os.fspath(file_path)
+        if not os.path.exists(path) and os.path.exists(self.model_path(path)):
+            path = self.model_path(path)
+        if not os.path.isfile(path):
+            raise DataNotFoundError(f"No model file at {file_path!r} (also tried {self.model_path(file_path)!r}).")
+        try:
+            model = keras.models.load_model(path, custom_objects=custom_objects, compile=False)
+        except (OSError, ValueError, zipfile.BadZipFile, KeyError) as exc:
+            raise CorruptFileError(f"Model file {path!r} cannot be loaded: {exc}") from exc
+        if model.input_shape[-1] != self.channels:
+            raise ModelError(
+                f"Model file {path!r} expects {model.input_shape[-1]} input channels, but the "
+                f"preprocessor's interface serves {self.channels}."
+            )
+        self.model = model
+        self._compile()
+        self.initialization_weights = self.model.get_weights()
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, dict):
+        return tuple(sorted((k, float(v)) for k, v in value.items()))
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return tuple(float(v) for v in value)
+    return value
+
+
+def _verbosity() -> Any:
+    return "auto" if os.environ.get("MISEG_QUIET") is None else 0
+
+
+def _progress(items: Sequence[Any], desc: str) -> Any:
+    if len(items) < 2 or os.environ.get("MISEG_QUIET"):
+        return items
+    from tqdm.auto import tqdm
+
+    return tqdm(items, desc=desc, unit="case")
