@@ -222,8 +222,10 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike) -> str:
         The written path as a string.
 
     Example:
-        >>> write_table(pd.DataFrame({"a": [1]}), "/tmp/miseg_doctest.tsv")
-        '/tmp/miseg_doctest.tsv'
+        >>> import tempfile
+        >>> path = write_table(pd.DataFrame({"a": [1]}), f"{tempfile.mkdtemp()}/table.tsv")
+        >>> read_table(path)["a"].tolist()
+        [1]
     """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))

@@ -157,6 +157,8 @@ def normalize_class_weight(
                     f"{class_weight!r}."
                 )
             normalized[index] = float(value)
+        if not normalized:  # {} leaves every class at weight 1
+            return {}
         _check_weight_values(np.array(list(normalized.values()), dtype=float), name, class_weight)
         return dict(sorted(normalized.items()))
     if isinstance(class_weight, (str, bytes)) or not isinstance(

@@ -199,7 +199,10 @@ def dice_soft_loss(y_true: Any, y_pred: Any, smooth: float = 1e-5) -> Any:
 
 @_register
 def dice_crossentropy(y_truth: Any, y_pred: Any, smooth: float = 1e-5) -> Any:
-    """``dice_soft_loss + mean categorical cross-entropy`` (``y_pred`` clipped to [eps, 1−eps])."""
+    """``dice_soft_loss + mean categorical cross-entropy`` (``y_pred`` clipped to ``[eps, 1−eps]``).
+
+    The first argument keeps MIScnn's name ``y_truth``.
+    """
     y_truth, y_pred, axis = prepare_inputs(y_truth, y_pred)
     dice = soft_dice_per_sample(y_truth, y_pred, axis, smooth)
     return ops.mean(1.0 - dice + crossentropy_per_sample(y_truth, y_pred, axis))
@@ -450,7 +453,7 @@ class CategoricalCrossentropyLoss(SegmentationLoss):
 
 @_register
 class CategoricalFocalLoss(SegmentationLoss):
-    """Focal loss ``mean_voxels Σ_c alpha_c·(1 − p_c)^gamma·(−t_c·log p_c)`` (Lin et al. 2017).
+    """Focal loss ``mean_voxels Σ_c alpha_c·(1 − p_c)^gamma·(−t_c·log p_c)`` (Lin et al.).
 
     Args:
         alpha: One factor per class, or one number for all classes.
@@ -780,7 +783,9 @@ def dice_weighted(weights: ClassWeight) -> DiceWeightedLoss:
     return DiceWeightedLoss(weights)
 
 
-def categorical_focal_loss(alpha: float | Sequence[float], gamma: float = 2.0) -> CategoricalFocalLoss:
+def categorical_focal_loss(
+    alpha: float | Sequence[float], gamma: float = 2.0
+) -> CategoricalFocalLoss:
     """Focal loss for one-hot targets (Lin et al. 2017).
 
     Args:
@@ -916,6 +921,29 @@ _FUNCTION_OBJECTS: dict[Callable[..., Any], str] = {
     keras.losses.categorical_crossentropy: "categorical_crossentropy",
 }
 _METRIC_NAMES = ("dice_coefficient", "dice_soft")
+# Factories whose default configuration a string name may stand for.
+_FACTORY_DEFAULTS: dict[str, type[SegmentationLoss]] = {
+    "combo_loss": ComboLoss,
+    "focal_tversky_loss": FocalTverskyLoss,
+    "symmetric_focal_loss": SymmetricFocalLoss,
+    "asymmetric_focal_loss": AsymmetricFocalLoss,
+    "symmetric_focal_tversky_loss": SymmetricFocalTverskyLoss,
+    "asymmetric_focal_tversky_loss": AsymmetricFocalTverskyLoss,
+    "sym_unified_focal_loss": SymUnifiedFocalLoss,
+    "asym_unified_focal_loss": AsymUnifiedFocalLoss,
+}
+_FACTORIES = {
+    dice_weighted: "dice_weighted",
+    categorical_focal_loss: "categorical_focal_loss",
+    combo_loss: "combo_loss",
+    focal_tversky_loss: "focal_tversky_loss",
+    symmetric_focal_loss: "symmetric_focal_loss",
+    asymmetric_focal_loss: "asymmetric_focal_loss",
+    symmetric_focal_tversky_loss: "symmetric_focal_tversky_loss",
+    asymmetric_focal_tversky_loss: "asymmetric_focal_tversky_loss",
+    sym_unified_focal_loss: "sym_unified_focal_loss",
+    asym_unified_focal_loss: "asym_unified_focal_loss",
+}
 
 
 def class_weighted_loss(
@@ -931,8 +959,9 @@ def class_weighted_loss(
 
     Args:
         loss: Any loss of this module: a function (``tversky_loss``, ``dice_soft_loss``,
-            ...), its name as a string, a Loss returned by a factory (``combo_loss()``, ...),
-            or Keras' ``categorical_crossentropy`` (function, name, or a default
+            ...), a Loss returned by a factory (``combo_loss()``, ...), a name as a string
+            (a factory name means its default configuration), or Keras'
+            ``categorical_crossentropy`` (function, name, or a default
             ``keras.losses.CategoricalCrossentropy``).
         class_weight: ``{class: weight}`` (missing classes weigh 1) or one weight per class
             (length checked against ``C`` when the loss is called). ``None`` returns
@@ -956,7 +985,8 @@ def class_weighted_loss(
         return loss.with_class_weight(class_weight)
     if isinstance(loss, keras.losses.CategoricalCrossentropy):
         config = loss.get_config()
-        if config.get("from_logits") or config.get("label_smoothing") or config.get("axis", -1) != -1:
+        axis = config.get("axis", -1)
+        if config.get("from_logits") or config.get("label_smoothing") or axis != -1:
             raise ConfigurationError(
                 "class_weighted_loss supports keras.losses.CategoricalCrossentropy only with "
                 f"from_logits=False, label_smoothing=0 and axis=-1, got {config!r}."
@@ -967,8 +997,16 @@ def class_weighted_loss(
     else:
         try:
             key = _FUNCTION_OBJECTS.get(loss)
+            factory = _FACTORIES.get(loss)
         except TypeError:  # unhashable objects
-            key = None
+            key = factory = None
+        if factory is not None:
+            raise ConfigurationError(
+                f"class_weighted_loss got the factory {factory!r} itself; pass the loss it "
+                f"returns, e.g. class_weighted_loss({factory}(...), class_weight)."
+            )
+    if key in _FACTORY_DEFAULTS:
+        return _FACTORY_DEFAULTS[key](class_weight=class_weight)
     if key in _METRIC_NAMES:
         raise ConfigurationError(
             f"class_weighted_loss got the metric {key!r}; use the loss "

@@ -101,6 +101,12 @@ def _history_dict(history: Any) -> Mapping[str, Sequence[float]]:
 
 
 # --------------------------------------------------------------------------- training curves
+def _integer_epochs(ax: Any) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
 def _curve_figure(train: Sequence[float] | None, val: Sequence[float] | None, name: str) -> Any:
     fig = _new_figure()
     ax = fig.add_subplot(1, 1, 1)
@@ -109,6 +115,7 @@ def _curve_figure(train: Sequence[float] | None, val: Sequence[float] | None, na
     if val is not None:
         ax.plot(np.arange(1, len(val) + 1), np.asarray(val, dtype=float), label="Test Set")
     ax.set_title(f"Validation: {name}")
+    _integer_epochs(ax)
     ax.set_xlabel("Epoch")
     ax.set_ylabel(name)
     ax.legend(loc="best")
@@ -138,7 +145,8 @@ def plot_validation(
         The written file paths, loss first.
 
     Example:
-        >>> paths = plot_validation({"loss": [1, .5], "val_loss": [1, .7]}, [], "/tmp/ev")
+        >>> import tempfile; out = tempfile.mkdtemp()
+        >>> paths = plot_validation({"loss": [1, .5], "val_loss": [1, .7]}, [], out)
         >>> [os.path.basename(p) for p in paths]
         ['validation.loss.png']
     """
@@ -185,7 +193,8 @@ def plot_fold_curves(
 
     Example:
         >>> h = [{"loss": [1, .5], "val_loss": [1, .8]}, {"loss": [.9, .4], "val_loss": [1, .6]}]
-        >>> os.path.basename(plot_fold_curves(h, "/tmp/ev/folds.png"))
+        >>> import tempfile; out = tempfile.mkdtemp()
+        >>> os.path.basename(plot_fold_curves(h, os.path.join(out, "folds.png")))
         'folds.png'
     """
     histories = [_history_dict(h) for h in histories]
@@ -214,6 +223,7 @@ def plot_fold_curves(
             warnings.warn(f"plot_fold_curves: no fold history has '{name}' or 'val_{name}'.",
                           UserWarning, stacklevel=2)
         ax.set_title(name)
+        _integer_epochs(ax)
         ax.set_xlabel("Epoch")
         ax.set_ylabel(name)
         ax.grid(alpha=0.3)
@@ -245,19 +255,20 @@ def plot_metric_boxplots(
     Example:
         >>> import pandas as pd
         >>> t = pd.DataFrame({"class": [1, 1, 2, 2], "dice": [.8, .9, .5, .7]})
-        >>> os.path.basename(plot_metric_boxplots(t, "/tmp/ev/box.png", ["dice"]))
+        >>> import tempfile; out = tempfile.mkdtemp()
+        >>> os.path.basename(plot_metric_boxplots(t, os.path.join(out, "box.png"), ["dice"]))
         'box.png'
     """
     metrics = [metrics] if isinstance(metrics, str) else list(metrics)
     present = [m for m in metrics if m in df.columns]
-    for m in metrics:
-        if m not in df.columns:
-            warnings.warn(f"plot_metric_boxplots: metric '{m}' is not in the table; skipped.",
-                          UserWarning, stacklevel=2)
     if not present:
         raise ConfigurationError(
             f"metrics={metrics!r}: none is a column of the table {list(df.columns)}."
         )
+    for m in metrics:
+        if m not in df.columns:
+            warnings.warn(f"plot_metric_boxplots: metric '{m}' is not in the table; skipped.",
+                          UserWarning, stacklevel=2)
     classes = sorted(df["class"].unique().tolist()) if "class" in df.columns else ["all"]
     fig = _new_figure(figsize=(max(4.0, 1.2 * len(classes) + 2) * len(present), 4.8))
     for panel, metric in enumerate(present):
@@ -330,7 +341,8 @@ def plot_overlays(
     Example:
         >>> img = np.random.default_rng(0).random((16, 16, 8)); seg = np.zeros((16, 16, 8), int)
         >>> seg[4:10, 4:10, 2:5] = 1
-        >>> os.path.basename(plot_overlays(img, seg, np.roll(seg, 1, 0), "/tmp/ev/ov.png"))
+        >>> import tempfile; out = os.path.join(tempfile.mkdtemp(), "ov.png")
+        >>> os.path.basename(plot_overlays(img, seg, np.roll(seg, 1, 0), out))
         'ov.png'
     """
     truth = _squeeze_label_map(np.asarray(truth))
@@ -409,7 +421,8 @@ def plot_case_overlays(
     A case's score is the metric of ``class_id``, or by default the mean over its
     foreground classes (``class != 0``; all classes if there is no foreground row). Cases
     with a NaN score are left out. For distances (``hd``, ``hd95``, ``assd``,
-    ``abs_volume_difference``) lower is better. The median case is the lower middle one.
+    ``abs_volume_difference``) lower is better. The median case is the one with the lower
+    median score (``statistics.median_low``).
 
     Args:
         cases: ``{case id: (image, truth, pred)}``; only cases present in ``df`` are ranked.
@@ -441,11 +454,11 @@ def plot_case_overlays(
             f"plot_case_overlays: no case of {list(cases)[:5]}... has a finite '{metric}'"
             f"{'' if class_id is None else f' for class {class_id}'}."
         )
-    ascending = scores.sort_values(kind="stable")
-    ranked = ascending.index.tolist()
-    if not _lower_is_better(metric):
-        ranked = ranked[::-1]
-    picks = {"best": ranked[0], "median": ranked[(len(ranked) - 1) // 2], "worst": ranked[-1]}
+    ascending = scores.sort_values(kind="stable").index.tolist()
+    median = ascending[(len(ascending) - 1) // 2]  # the lower median value (median_low)
+    best, worst = (ascending[0], ascending[-1]) if _lower_is_better(metric) else (
+        ascending[-1], ascending[0])
+    picks = {"best": best, "median": median, "worst": worst}
     paths = {}
     for rank, case in picks.items():
         image, truth, pred = cases[case]

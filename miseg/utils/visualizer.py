@@ -260,7 +260,8 @@ def visualize_samples(
         >>> from miseg.data_loading.sample import Sample
         >>> s = Sample("7", np.random.default_rng(0).random((8, 8, 4)), 1, 2, three_dim=True)
         >>> s.add_segmentation((s.img_data[..., 0] > .5).astype(int))
-        >>> [os.path.basename(p) for p in visualize_samples([s], "/tmp/vis", mask_seg=True,
+        >>> import tempfile; out = tempfile.mkdtemp()
+        >>> [os.path.basename(p) for p in visualize_samples([s], out, mask_seg=True,
         ...                                                  mask_pred=False)]
         ['visualization.case_00007.gif']
     """

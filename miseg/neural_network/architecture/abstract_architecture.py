@@ -52,9 +52,6 @@ class Abstract_Architecture(ABC):
             model = TinyFCN().create_model_2D((None, None, 1), n_labels=3)
     """
 
-    def __init__(self) -> None:
-        """Architectures hold only their hyper-parameters; nothing is built here."""
-
     @abstractmethod
     def create_model_2D(self, input_shape: Sequence[int | None], n_labels: int = 2) -> keras.Model:
         """Build the 2D model.

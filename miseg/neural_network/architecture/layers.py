@@ -43,7 +43,9 @@ class InstanceNormalization(keras.layers.GroupNormalization):
         scale: bool = True,
         **kwargs,
     ) -> None:
-        super().__init__(groups=-1, axis=axis, epsilon=epsilon, center=center, scale=scale, **kwargs)
+        super().__init__(
+            groups=-1, axis=axis, epsilon=epsilon, center=center, scale=scale, **kwargs
+        )
 
     def get_config(self) -> dict:
         config = super().get_config()

@@ -1,4 +1,4 @@
-"""Plain nnU-Net-like U-Net (Isensee & Maier-Hein 2019): conv, dropout, instance norm, leaky ReLU."""
+"""Plain nnU-Net-like U-Net (Isensee & Maier-Hein 2019): conv, instance norm, leaky ReLU."""
 
 from __future__ import annotations
 

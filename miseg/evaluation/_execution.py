@@ -1,0 +1,209 @@
+"""Running one training/validation fold, in this process or in an executor's worker.
+
+``execute_fold`` is the single place where a fold is trained and its results are written;
+``FoldTask`` and ``run_fold_task`` carry it into another process (a
+``concurrent.futures.ProcessPoolExecutor`` or a Dask ``Client.get_executor()``).
+
+A task cannot carry a live Keras model across processes reliably (strategies, GPU state), so
+a ``Neural_Network`` travels as :class:`NetworkSpec`: the constructor settings (preprocessor,
+architecture, loss, metrics, hyper-parameters; all picklable) plus the path of the initial
+weights that the driver dumped to ``<evaluation_path>/initial_model.keras``. The worker
+builds the network and loads those weights, so every fold starts where a serial run would.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from miseg.evaluation import _folds
+
+
+@dataclass
+class NetworkSpec:
+    """Everything a worker needs to rebuild a ``Neural_Network`` with given initial weights."""
+
+    preprocessor: Any
+    architecture: Any
+    loss: Any
+    metrics: list
+    learning_rate: float
+    batch_queue_size: int
+    workers: int
+    multi_gpu: bool
+    use_multiprocessing: bool
+    mixed_precision: bool
+    tta: bool
+    keep_largest_component: bool
+    prediction_batch_size: int | None
+    weights_path: str
+
+    @classmethod
+    def from_network(cls, network: Any, weights_path: str) -> "NetworkSpec":
+        if network.strategy is not None and not network.multi_gpu:
+            warnings.warn(
+                "cross_validation(executor=...): the network's custom tf.distribute strategy "
+                "cannot travel to a worker process; folds there train without it.",
+                UserWarning,
+                stacklevel=3,
+            )
+        return cls(
+            preprocessor=network.preprocessor,
+            architecture=network.architecture,
+            loss=network.loss,
+            metrics=list(network.metrics),
+            learning_rate=network.learning_rate,
+            batch_queue_size=network.batch_queue_size,
+            workers=network.workers,
+            multi_gpu=network.multi_gpu,
+            use_multiprocessing=network.use_multiprocessing,
+            mixed_precision=network.mixed_precision,
+            tta=network.tta,
+            keep_largest_component=network.keep_largest_component,
+            prediction_batch_size=network.prediction_batch_size,
+            weights_path=weights_path,
+        )
+
+    def build(self) -> Any:
+        from miseg.neural_network.model import Neural_Network
+
+        network = Neural_Network(
+            self.preprocessor, architecture=self.architecture, loss=self.loss,
+            metrics=list(self.metrics), learning_rate=self.learning_rate,
+            batch_queue_size=self.batch_queue_size, workers=self.workers,
+            multi_gpu=self.multi_gpu, use_multiprocessing=self.use_multiprocessing,
+            mixed_precision=self.mixed_precision, tta=self.tta,
+            keep_largest_component=self.keep_largest_component,
+            prediction_batch_size=self.prediction_batch_size,
+        )
+        # Weights only: the architecture was just built in this process (inside the strategy
+        # scope and dtype policy), so no custom-layer deserialisation is involved.
+        network.model.load_weights(self.weights_path)
+        network.initialization_weights = network.model.get_weights()
+        return network
+
+
+def is_network(model: Any) -> bool:
+    from miseg.neural_network.model import Neural_Network
+
+    return isinstance(model, Neural_Network)
+
+
+def model_for_workers(model: Any, evaluation_path: str) -> Any:
+    """What a task carries for ``model``: a NetworkSpec, or the (picklable) model itself.
+
+    The initial weights are written to ``<evaluation_path>/initial_model.keras`` without
+    changing the caller's model (its current weights are put back).
+    """
+    if not is_network(model):
+        return model
+    path = os.path.abspath(os.path.join(evaluation_path, _folds.INITIAL_MODEL_FILE))
+    current = model.model.get_weights()
+    try:
+        model.reset_weights()
+        model.dump(path)
+    finally:
+        model.model.set_weights(current)
+    return NetworkSpec.from_network(model, path)
+
+
+@dataclass
+class FoldTask:
+    """A picklable description of one fold for :func:`run_fold_task`."""
+
+    fold: int
+    training: list
+    validation: list
+    directory: str
+    model: Any
+    epochs: int
+    iterations: int | None
+    callbacks: Any
+    save_models: bool
+    draw_figures: bool
+    run_detailed_evaluation: bool
+    metrics: Any
+    class_weight: Any
+    extra: dict = field(default_factory=dict)
+
+
+def run_fold_task(task: FoldTask) -> dict:
+    """Worker entry point: rebuild the model and run the fold. Returns the fold's history."""
+    model = task.model.build() if isinstance(task.model, NetworkSpec) else task.model
+    history = execute_fold(
+        model, task.fold, task.training, task.validation, task.directory,
+        epochs=task.epochs, iterations=task.iterations, callbacks=task.callbacks,
+        save_models=task.save_models, draw_figures=task.draw_figures,
+        run_detailed_evaluation=task.run_detailed_evaluation, metrics=task.metrics,
+        class_weight=task.class_weight, extra=task.extra,
+    )
+    return {"fold": task.fold, "history": history}
+
+
+def execute_fold(
+    model: Any,
+    fold: int,
+    training: Sequence[Any],
+    validation: Sequence[Any],
+    directory: str,
+    epochs: int,
+    iterations: int | None,
+    callbacks: Any,
+    save_models: bool,
+    draw_figures: bool,
+    run_detailed_evaluation: bool,
+    metrics: Any,
+    class_weight: Any = None,
+    extra: dict | None = None,
+) -> dict[str, list[float]]:
+    """Train ``model`` from its initial state on one fold and write every result, marker last.
+
+    Writes ``history.tsv``, ``model.keras`` (best ``val_loss``; the final weights when no
+    epoch improved), ``validation.*.png`` and the detailed-validation tables as asked, then
+    ``.complete``.
+
+    Returns:
+        The fold's history dict.
+    """
+    from miseg.data_loading.data_io import backup_history
+
+    os.makedirs(directory, exist_ok=True)
+    _folds.clear_results(directory)
+    model.reset()
+    run_callbacks = _folds.fresh_callbacks(callbacks, fold)
+    leaf = _folds.keras_backed(model)
+    if save_models and leaf:
+        run_callbacks.append(_folds.checkpoint(os.path.join(directory, _folds.MODEL_FILE)))
+    result = model.evaluate(
+        list(training), list(validation), epochs=epochs, iterations=iterations,
+        callbacks=run_callbacks, class_weight=class_weight,
+    )
+    history = _folds.history_dict(result)
+    files = []
+    if history:
+        files.append(os.path.basename(backup_history(history, directory)))
+    if save_models:
+        if not leaf or not os.path.isfile(os.path.join(directory, _folds.MODEL_FILE)):
+            _folds.save_model(model, directory)
+        files.append(_folds.MODEL_FILE if leaf else "model")
+    if draw_figures and history:
+        from miseg.utils.plotting import plot_validation
+
+        files.extend(os.path.basename(p) for p in plot_validation(history, getattr(model, "metrics", []), directory))
+    if run_detailed_evaluation:
+        from miseg.evaluation.detailed_validation import detailed_validation
+
+        detailed_validation(validation, model, directory, metrics=metrics, draw_figures=draw_figures)
+        files.extend([_folds.DETAILED_FILE, _folds.DETAILED_LONG_FILE, _folds.DETAILED_SUMMARY_FILE])
+    _folds.write_marker(directory, {
+        "fold": fold,
+        "hash": _folds.fold_hash(training, validation),
+        "epochs": epochs,
+        "iterations": iterations,
+        "detailed_evaluation": bool(run_detailed_evaluation),
+        "files": files,
+        **(extra or {}),
+    })
+    return history

@@ -1,0 +1,90 @@
+"""Percentage split validation: one training run validated on a random hold-out set."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from miseg.errors import ConfigurationError
+from miseg.evaluation import _execution, _folds
+
+__all__ = ["split_validation"]
+
+
+def split_validation(
+    sample_list: Sequence[Any],
+    model: Any,
+    percentage: float = 0.2,
+    epochs: int = 20,
+    iterations: int | None = None,
+    evaluation_path: str = "evaluation",
+    draw_figures: bool = False,
+    run_detailed_evaluation: bool = False,
+    callbacks: Any = None,
+    save_models: bool = True,
+    return_output: bool = False,
+    seed: int | None = None,
+    *,
+    metrics: Iterable[str] | None = None,
+    class_weight: Any = None,
+) -> dict[str, list[float]] | None:
+    """Hold out ``ceil(len(sample_list) * percentage)`` random cases, train on the rest.
+
+    Unlike MIScnn, the caller's list is never modified, the evaluation folder is created
+    before training, and ``save_models``/``callbacks`` are honoured (the model starts from its
+    initial weights with a fresh optimizer).
+
+    Files in ``evaluation_path``: ``sample_list.json``, ``history.tsv``, ``model.keras`` (best
+    ``val_loss``, with ``save_models``), ``validation.*.png`` (``draw_figures``) and the
+    ``detailed_validation.*`` tables (``run_detailed_evaluation``). A finished run leaves a
+    ``.complete`` marker; running again overwrites the folder's results.
+
+    Args:
+        sample_list: Case indices.
+        model: The model.
+        percentage: Validation fraction, strictly between 0 and 1.
+        epochs: Epochs.
+        iterations: Batches per epoch.
+        evaluation_path: Output folder.
+        draw_figures: Write the training curves (and detailed-validation figures).
+        run_detailed_evaluation: Score the validation cases per class.
+        callbacks: Keras callbacks (copied) or a factory ``run -> callbacks`` (called with 0).
+        save_models: Keep the best model.
+        return_output: Return the history dict (``history.tsv`` is written either way).
+        seed: Seed of the split (``np.random.default_rng(seed)``).
+        metrics: Metric names of the detailed evaluation.
+        class_weight: Passed to ``model.evaluate``.
+
+    Returns:
+        The history dict with ``return_output``, else ``None``.
+
+    Example:
+        >>> split_validation(ids, model, percentage=0.2, epochs=50, seed=1, draw_figures=True)
+    """
+    samples = _folds.check_sample_list(sample_list, minimum=2)
+    n_val = _folds.validation_size(len(samples), percentage)
+    epochs = _folds.check_positive_int(epochs, "epochs")
+    iterations = _folds.check_positive_int(iterations, "iterations", allow_none=True)
+    if run_detailed_evaluation or metrics is not None:
+        from miseg.evaluation.detailed_validation import resolve_detailed_metrics
+
+        resolve_detailed_metrics(metrics)
+    if os.path.isfile(os.path.join(evaluation_path, _folds.RUN_FILE)):
+        raise ConfigurationError(
+            f"The evaluation folder {os.path.abspath(evaluation_path)!r} holds a "
+            f"cross-validation run; choose another evaluation_path for the split validation."
+        )
+    order = np.random.default_rng(seed).permutation(len(samples))
+    validation = [samples[i] for i in sorted(order[:n_val])]
+    training = [samples[i] for i in sorted(order[n_val:])]
+    os.makedirs(evaluation_path, exist_ok=True)
+    _folds.write_sample_list(os.path.join(evaluation_path, _folds.SAMPLE_LIST_FILE), training, validation)
+    history = _execution.execute_fold(
+        model, 0, training, validation, evaluation_path, epochs=epochs, iterations=iterations,
+        callbacks=callbacks, save_models=save_models, draw_figures=draw_figures,
+        run_detailed_evaluation=run_detailed_evaluation, metrics=metrics, class_weight=class_weight,
+        extra={"type": "split_validation", "percentage": float(percentage), "seed": seed},
+    )
+    return history if return_output else None
