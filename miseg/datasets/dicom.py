@@ -156,6 +156,10 @@ def write_dicom_study(
         )
     stored = stored.astype(np.int16)
 
+    names = _label_names(labels, label_names) if labels is not None else {}
+    if with_seg and labels is not None and not names:
+        raise DataError("with_seg=True needs at least one label (the label map is empty).")
+
     digest = hashlib.sha256()
     for part in (image.astype(np.float64).tobytes(), b"" if labels is None else labels.tobytes(),
                  repr((spacing, origin_arr.tolist(), iop.tolist(), modality, patient_id)).encode()):
@@ -244,7 +248,6 @@ def write_dicom_study(
 
     rtstruct_path = seg_path = None
     if labels is not None and (with_rtstruct or with_seg):
-        names = _label_names(labels, label_names)
         if with_rtstruct:
             geometry = SeriesGeometry(
                 shape=(nx, ny, nz),
@@ -263,8 +266,6 @@ def write_dicom_study(
             rtstruct_path = os.path.join(path, "rtstruct.dcm")
             rt.save_as(rtstruct_path, enforce_file_format=True)
         if with_seg:
-            if not names:
-                raise DataError("with_seg=True needs at least one label (the label map is empty).")
             seg = build_seg(
                 labels, datasets, names,
                 series_instance_uid=uid("seg-series"), sop_instance_uid=uid("seg"),

@@ -199,7 +199,7 @@ def dice_soft_loss(y_true: Any, y_pred: Any, smooth: float = 1e-5) -> Any:
 
 @_register
 def dice_crossentropy(y_truth: Any, y_pred: Any, smooth: float = 1e-5) -> Any:
-    """``dice_soft_loss + mean categorical cross-entropy`` (``y_pred`` clipped to ``[eps, 1−eps]``).
+    """``dice_soft_loss + mean categorical cross-entropy`` (``y_pred`` clipped to [eps, 1−eps]).
 
     The first argument keeps MIScnn's name ``y_truth``.
     """
@@ -456,7 +456,8 @@ class CategoricalFocalLoss(SegmentationLoss):
     """Focal loss ``mean_voxels Σ_c alpha_c·(1 − p_c)^gamma·(−t_c·log p_c)`` (Lin et al.).
 
     Args:
-        alpha: One factor per class, or one number for all classes.
+        alpha: One factor per class (a sequence or ``{class: factor}``), or one number
+            for all classes; ``None`` means 1 for every class.
         gamma: Focusing exponent (``0`` gives alpha-weighted cross-entropy).
         class_weight: See :class:`SegmentationLoss`.
     """
@@ -471,12 +472,12 @@ class CategoricalFocalLoss(SegmentationLoss):
         dtype: Any = None,
     ) -> None:
         super().__init__(**_base_kwargs(class_weight, name, reduction, dtype))
-        if np.ndim(alpha) == 0 and alpha is not None:
+        if isinstance(alpha, (int, float, np.number)) or (
+            isinstance(alpha, np.ndarray) and alpha.ndim == 0
+        ):
             self.alpha = check_non_negative(alpha, "alpha")
-        else:
-            self.alpha = normalize_class_weight(
-                list(alpha) if isinstance(alpha, np.ndarray) else alpha, name="alpha"
-            )
+        else:  # per-class factors ({class: factor} or a sequence); None means all ones
+            self.alpha = normalize_class_weight(alpha, name="alpha")
         self.gamma = check_non_negative(gamma, "gamma")
 
     def compute(self, y_true, y_pred, axis, class_weights):

@@ -24,6 +24,7 @@ from miseg.errors import (
     LabelError,
     MissingSegmentationError,
     ShapeMismatchError,
+    UnsafeIndexError,
 )
 
 SHAPE = (16, 32, 24)
@@ -437,3 +438,15 @@ def test_file_termination():
     assert not NIFTI_interface.check_file_termination(".png")
     assert get_data_interface_from_file_term(".nii.gz") is NIFTI_interface
     assert get_data_interface_from_file_term(".nii") is NIFTI_interface
+
+
+def test_unsafe_indices_rejected(kits, tmp_path):
+    path, _ = kits
+    interface = NIFTI_interface(classes=3)
+    interface.initialize(path)
+    with pytest.raises(UnsafeIndexError):
+        interface.load_image("../case_00000")
+    out = tmp_path / "out"
+    with pytest.raises(UnsafeIndexError):
+        interface.save_prediction(_label_sample("../escaped", np.ones(SHAPE)), str(out))
+    assert not (tmp_path / "escaped.nii.gz").exists()

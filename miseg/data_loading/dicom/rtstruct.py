@@ -187,11 +187,11 @@ def rasterise_roi(
             skipped_nonplanar += 1
             continue
         k = int(round(k_mean))
+        if not -slice_tol <= k_mean <= nz - 1 + slice_tol:
+            skipped_outside += 1
+            continue
         if abs(k_mean - k) > slice_tol:
             skipped_between += 1
-            continue
-        if not 0 <= k < nz:
-            skipped_outside += 1
             continue
         inside = (
             (ijk[:, 0] >= -0.5) & (ijk[:, 0] <= nx - 0.5) & (ijk[:, 1] >= -0.5) & (ijk[:, 1] <= ny - 0.5)

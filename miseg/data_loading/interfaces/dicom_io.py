@@ -412,6 +412,12 @@ class DICOM_interface(Abstract_IO):
                 f"Case {index!r}: prediction of shape {pred.shape} is not a "
                 f"{'3D' if self.three_dim else '2D'} label map."
             )
+        if probabilities and self.output_format != "nifti":
+            raise DataError(
+                f"Case {index!r}: an activation output (class probabilities, shape "
+                f"{pred.shape}) cannot be written as {self.output_format!r}; use "
+                f"output_format='nifti' or save the argmax label map."
+            )
         os.makedirs(output_path, exist_ok=True)
         path = self._prediction_path(index, output_path, self.output_format)
         series = self._get_series(index)
@@ -423,12 +429,6 @@ class DICOM_interface(Abstract_IO):
                 f"the image series grid {series.geometry.shape} (x, y, z)."
             )
         if probabilities:
-            if self.output_format != "nifti":
-                raise DataError(
-                    f"Case {index!r}: an activation output (class probabilities, shape "
-                    f"{pred.shape}) cannot be written as {self.output_format!r}; use "
-                    f"output_format='nifti' or save the argmax label map."
-                )
             self._write_nifti(pred.astype(np.float32), sample, series, path)
             return
         if not np.array_equal(pred, np.round(pred)) or pred.min() < 0 or pred.max() >= self.classes:

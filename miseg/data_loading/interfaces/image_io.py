@@ -10,7 +10,6 @@ from PIL import Image
 
 from miseg.data_loading.interfaces.abstract_io import Abstract_IO
 from miseg.data_loading.interfaces.nifti_io import (
-    atomic_write,
     check_cases_have_file,
     compile_pattern,
     find_case_file,
@@ -25,6 +24,7 @@ from miseg.errors import (
     LabelError,
     MissingSegmentationError,
 )
+from miseg.utils.fileio import atomic_path, safe_filename, safe_join
 
 __all__ = ["Image_interface"]
 
@@ -156,7 +156,7 @@ class Image_interface(Abstract_IO):
             raise ConfigurationError(
                 "Image_interface: input_path is None; call initialize(input_path) first."
             )
-        case_dir = os.path.join(self.input_path, str(index))
+        case_dir = os.path.join(self.input_path, safe_filename(index))
         if not os.path.isdir(case_dir):
             raise DataNotFoundError(f"Case {index!r}: case folder {case_dir!r} does not exist.")
         return case_dir
@@ -215,26 +215,27 @@ class Image_interface(Abstract_IO):
     def save_prediction(self, sample: Any, output_path: str) -> None:
         """Write the label map (or an activation map as ``.npy``) of ``sample`` atomically."""
         data, is_label = prediction_array(sample.pred_data, 2, self.classes, sample.index)
-        image_path = os.path.join(output_path, f"{sample.index}.{self.prediction_format}")
-        npy_path = os.path.join(output_path, f"{sample.index}.npy")
+        image_path = safe_join(output_path, sample.index, f".{self.prediction_format}")
+        npy_path = safe_join(output_path, sample.index, ".npy")
         if is_label:
             pil_format = "TIFF" if self.prediction_format in ("tif", "tiff") else "PNG"
-            image = Image.fromarray(data)
-            atomic_write(image_path, lambda tmp: image.save(tmp, format=pil_format))
+            with atomic_path(image_path, suffix=f".{self.prediction_format}") as tmp:
+                Image.fromarray(data).save(tmp, format=pil_format)
             stale = npy_path
         else:
-            atomic_write(npy_path, lambda tmp: np.save(tmp, data, allow_pickle=False), suffix=".npy")
+            with atomic_path(npy_path, suffix=".npy") as tmp:
+                np.save(tmp, data, allow_pickle=False)
             stale = image_path
         if os.path.isfile(stale):  # an older prediction of the other kind would shadow this one
             os.remove(stale)
 
     def load_prediction(self, index: Any, output_path: str) -> np.ndarray:
         """Read a prediction written by :meth:`save_prediction` (label image or ``.npy``)."""
-        image_path = os.path.join(output_path, f"{index}.{self.prediction_format}")
+        image_path = safe_join(output_path, index, f".{self.prediction_format}")
         if os.path.isfile(image_path):
             with _open(image_path, index) as img:
                 return _label_array(img, image_path, index)
-        npy_path = os.path.join(output_path, f"{index}.npy")
+        npy_path = safe_join(output_path, index, ".npy")
         if os.path.isfile(npy_path):
             return np.load(npy_path, allow_pickle=False)
         raise DataNotFoundError(

@@ -6,12 +6,10 @@ atomic writes, prediction dtype handling, NIfTI reading and writing with geometr
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import uuid
 import zlib
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import nibabel as nib
 import numpy as np
@@ -29,6 +27,7 @@ from miseg.errors import (
     MissingSegmentationError,
     ShapeMismatchError,
 )
+from miseg.utils.fileio import atomic_path, safe_filename, safe_join
 
 __all__ = ["NIFTI_interface"]
 
@@ -108,25 +107,6 @@ def check_cases_have_file(
             f"{owner}: {len(missing)} case folder(s) in {input_path!r} have no {names}: {shown}. "
             f"Every case folder needs an image; move other folders out or use pattern=."
         )
-
-
-def atomic_write(final_path: str, write: Callable[[str], None], suffix: str = "") -> None:
-    """Write a file via ``write(tmp_path)`` next to ``final_path``, then rename it into place.
-
-    Readers never see a half-written file, and a crash leaves no partial output. The parent
-    directory is created when missing. ``suffix`` keeps the temporary name's ending (libraries
-    such as nibabel or Pillow choose the format from it).
-    """
-    directory, name = os.path.split(os.path.abspath(final_path))
-    os.makedirs(directory, exist_ok=True)
-    tmp = os.path.join(directory, f".{name}.{uuid.uuid4().hex}.tmp{suffix}")
-    try:
-        write(tmp)
-        os.replace(tmp, final_path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
 
 
 def prediction_array(pred: Any, spatial_ndim: int, classes: int, index: Any) -> tuple[np.ndarray, bool]:
@@ -274,8 +254,8 @@ def write_nifti(path: str, data: np.ndarray, geometry: Mapping[str, Any] | None 
         units = geometry.get("xyzt_units") or ("mm", "sec")
         header.set_xyzt_units(*units)
     img = nib.Nifti1Image(data, None, header=header)
-    suffix = ".nii.gz" if path.endswith(".nii.gz") else ".nii"
-    atomic_write(path, img.to_filename, suffix=suffix)
+    with atomic_path(path, suffix=".nii.gz" if path.endswith(".nii.gz") else ".nii") as tmp:
+        img.to_filename(tmp)
 
 
 # --------------------------------------------------------------------------- the interface
@@ -320,7 +300,7 @@ class NIFTI_interface(Abstract_IO):
             raise ConfigurationError(
                 f"{type(self).__name__}: input_path is None; call initialize(input_path) first."
             )
-        case_dir = os.path.join(self.input_path, str(index))
+        case_dir = os.path.join(self.input_path, safe_filename(index))
         if not os.path.isdir(case_dir):
             raise DataNotFoundError(f"Case {index!r}: case folder {case_dir!r} does not exist.")
         return case_dir
@@ -401,7 +381,7 @@ class NIFTI_interface(Abstract_IO):
 
     def load_prediction(self, index: Any, output_path: str) -> np.ndarray:
         """Read ``output_path/<index>.nii.gz`` back (uint8/uint16 labels or float32 maps)."""
-        path = os.path.join(output_path, f"{index}.nii.gz")
+        path = safe_join(output_path, index, ".nii.gz")
         if not os.path.isfile(path):
             raise DataNotFoundError(f"Case {index!r}: prediction file {path!r} does not exist.")
         img = load_nifti(path, index)
@@ -430,12 +410,12 @@ class NIFTI_interface(Abstract_IO):
                 for k in ("affine", "qform_code", "sform_code")
                 if sample.extended.get(k) is not None
             }
-        write_nifti(os.path.join(output_path, f"{sample.index}.nii.gz"), data, geometry)
+        write_nifti(safe_join(output_path, sample.index, ".nii.gz"), data, geometry)
 
     def _source_geometry(self, index: Any, spatial_shape: tuple[int, ...]) -> dict[str, Any] | None:
         if self.input_path is None:
             return None
-        case_dir = os.path.join(self.input_path, str(index))
+        case_dir = os.path.join(self.input_path, safe_filename(index))
         path = find_case_file(case_dir, "imaging", NIFTI_EXTENSIONS) if os.path.isdir(case_dir) else None
         if path is None:
             return None

@@ -11,7 +11,6 @@ import numpy as np
 from miseg.data_loading.interfaces.abstract_io import Abstract_IO
 from miseg.data_loading.interfaces.nifti_io import (
     NIFTI_EXTENSIONS,
-    atomic_write,
     check_cases_have_file,
     check_same_geometry,
     compile_pattern,
@@ -31,6 +30,7 @@ from miseg.errors import (
     MissingSegmentationError,
     ShapeMismatchError,
 )
+from miseg.utils.fileio import atomic_path, safe_filename, safe_join
 
 __all__ = ["NIFTIslicer_interface"]
 
@@ -98,7 +98,7 @@ class NIFTIslicer_interface(Abstract_IO):
             raise ConfigurationError(
                 "NIFTIslicer_interface: input_path is None; call initialize(input_path) first."
             )
-        case_dir = os.path.join(self.input_path, case)
+        case_dir = os.path.join(self.input_path, safe_filename(case))
         if not os.path.isdir(case_dir):
             raise DataNotFoundError(f"Case {case!r}: case folder {case_dir!r} does not exist.")
         return case_dir
@@ -225,12 +225,12 @@ class NIFTIslicer_interface(Abstract_IO):
         maps keep their class axis as float32.
         """
         data, _ = prediction_array(sample.pred_data, 2, self.classes, sample.index)
-        path = os.path.join(output_path, f"{sample.index}.npy")
-        atomic_write(path, lambda tmp: np.save(tmp, data, allow_pickle=False), suffix=".npy")
+        with atomic_path(safe_join(output_path, sample.index, ".npy"), suffix=".npy") as tmp:
+            np.save(tmp, data, allow_pickle=False)
 
     def load_prediction(self, index: str, output_path: str) -> np.ndarray:
         """Read ``output_path/<index>.npy`` (no pickles)."""
-        path = os.path.join(output_path, f"{index}.npy")
+        path = safe_join(output_path, index, ".npy")
         if not os.path.isfile(path):
             raise DataNotFoundError(f"Index {index!r}: prediction file {path!r} does not exist.")
         return np.load(path, allow_pickle=False)
@@ -246,7 +246,7 @@ class NIFTIslicer_interface(Abstract_IO):
         if path is None:
             raise DataNotFoundError(f"Case {case!r}: no imaging file in {self._case_dir(case)!r}.")
         n = self._n_slices(load_nifti(path, case).shape, case, path)
-        files = [os.path.join(output_path, f"{case}{SLICE_SEPARATOR}{i}.npy") for i in range(n)]
+        files = [safe_join(output_path, f"{case}{SLICE_SEPARATOR}{i}", ".npy") for i in range(n)]
         missing = [i for i, f in enumerate(files) if not os.path.isfile(f)]
         if missing:
             shown = ", ".join(map(str, missing[:20])) + (" ..." if len(missing) > 20 else "")
@@ -280,7 +280,7 @@ class NIFTIslicer_interface(Abstract_IO):
         volume = self.assemble_volume(case, output_path)
         path = self._file(case, "imaging")
         geometry = header_geometry(load_nifti(path, case))
-        target = os.path.join(output_path, f"{case}.nii.gz")
+        target = safe_join(output_path, case, ".nii.gz")
         write_nifti(target, volume, geometry)
         return target
 

@@ -1,0 +1,303 @@
+"""Model_Group: several models on one preprocessor, trained together and used as an ensemble."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from miseg.errors import ConfigurationError, CorruptFileError, DataNotFoundError, ShapeMismatchError
+from miseg.evaluation import _folds
+from miseg.multi_model.model import Model
+
+__all__ = ["Model_Group", "mean_aggregation"]
+
+METADATA_FILE = "metadata.json"
+GROUP_FORMAT = 1
+
+
+def member_dir(path: str, position: int) -> str:
+    """The folder of member ``position`` below ``path``: ``group_<position>`` (stable names)."""
+    return os.path.join(path, f"group_{position}")
+
+
+def mean_aggregation(sample: Any, predictions: Sequence[np.ndarray]) -> np.ndarray:
+    """The default ensemble: the voxel-wise mean of the members' probability maps.
+
+    Args:
+        sample: The case's Sample (unused; kept for MIScnn's ``aggregation_func`` signature).
+        predictions: One probability map ``(*spatial, classes)`` per member.
+    """
+    return np.mean(np.stack([np.asarray(p, dtype=np.float32) for p in predictions]), axis=0)
+
+
+class Model_Group(Model):
+    """A group of models sharing one Preprocessor, trained in turn and predicting as an ensemble.
+
+    Members may be ``Neural_Network`` objects or other groups. Member ``i`` stores its
+    files in ``group_<i>`` folders (by position, so names are the same in every run).
+
+    Args:
+        models: The member models.
+        preprocessor: The shared Preprocessor.
+        verify_preprocessor: Require every member to use this very preprocessor object.
+
+    Raises:
+        ConfigurationError: for an empty group, a member that is not a ``Model``, or (when
+            verifying) a member with another preprocessor. MIScnn raised ``RuntimeError``.
+
+    Example:
+        >>> group = Model_Group([Neural_Network(pp, architecture=UNet_standard()),
+        ...                      Neural_Network(pp, architecture=UNet_residual())], pp)
+        >>> group.train(train_ids, epochs=50)
+        >>> probabilities = group.predict(test_ids, activation_output=True, return_output=True)
+        >>> group.dump("ensemble")           # ensemble/metadata.json + ensemble/group_<i>/
+    """
+
+    def __init__(self, models: Sequence[Model], preprocessor: Any, verify_preprocessor: bool = True) -> None:
+        super().__init__(preprocessor)
+        models = list(models)
+        if not models:
+            raise ConfigurationError("models=[] is empty; a Model_Group needs at least one member.")
+        for position, member in enumerate(models):
+            if not isinstance(member, Model):
+                raise ConfigurationError(
+                    f"models[{position}] is a {type(member).__name__}, not a miseg Model "
+                    f"(Neural_Network or Model_Group)."
+                )
+            if verify_preprocessor and member.preprocessor is not preprocessor:
+                raise ConfigurationError(
+                    f"models[{position}] uses another Preprocessor than the group; give every "
+                    f"member the group's preprocessor or pass verify_preprocessor=False."
+                )
+            if member.classes != self.classes or member.three_dim != self.three_dim:
+                raise ConfigurationError(
+                    f"models[{position}] predicts {member.classes} classes "
+                    f"({'3D' if member.three_dim else '2D'}), the group "
+                    f"{self.classes} ({'3D' if self.three_dim else '2D'})."
+                )
+        self.models = models
+        self.verify_preprocessor = verify_preprocessor
+
+    def __len__(self) -> int:
+        return len(self.models)
+
+    @property
+    def metrics(self) -> list:
+        """The Keras metrics of the first member (used for history plots)."""
+        return list(getattr(self.models[0], "metrics", []) or [])
+
+    # ------------------------------------------------------------------ training
+    def train(self, sample_list: Sequence[Any], epochs: int = 20, iterations: int | None = None,
+              callbacks: Any = None, class_weight: Any = None, *, save_models: bool = True) -> list:
+        """Train every member on ``sample_list``, each from its initial state.
+
+        Member ``i`` works with ``data_io.output_path`` set to ``<output_path>/group_<i>``
+        (restored afterwards, also on errors) and, with ``save_models``, stores its trained
+        model there (``model.keras``, or a group folder for a nested group).
+
+        Args:
+            sample_list: Case indices.
+            epochs: Epochs per member.
+            iterations: Batches per epoch.
+            callbacks: Keras callbacks (deep-copied per member) or a factory
+                ``position -> callbacks``.
+            class_weight: Passed to each member's ``train``.
+            save_models: Store each trained member in its folder.
+
+        Returns:
+            The members' histories (Keras History objects, or lists for nested groups).
+        """
+        data_io = self.preprocessor.data_io
+        base = data_io.output_path
+        histories = []
+        try:
+            for position, member in enumerate(self.models):
+                directory = member_dir(base, position)
+                os.makedirs(directory, exist_ok=True)
+                data_io.output_path = directory
+                member.reset()
+                histories.append(member.train(
+                    sample_list, epochs=epochs, iterations=iterations,
+                    callbacks=_folds.fresh_callbacks(callbacks, position), class_weight=class_weight,
+                ))
+                if save_models:
+                    _folds.save_model(member, directory)
+        finally:
+            data_io.output_path = base
+        return histories
+
+    def evaluate(self, training_samples: Sequence[Any], validation_samples: Sequence[Any],
+                 epochs: int = 20, iterations: int | None = None, callbacks: Any = None,
+                 class_weight: Any = None, *, evaluation_path: str = "evaluation",
+                 save_models: bool = True) -> list:
+        """Train every member with validation; results go to ``<evaluation_path>/group_<i>``.
+
+        Each member starts from its initial state and writes ``history.tsv`` and, with
+        ``save_models``, the best-``val_loss`` checkpoint ``model.keras``. Unlike MIScnn, the
+        data's output path is left unchanged.
+
+        Returns:
+            One history dict per member.
+        """
+        from miseg.data_loading.data_io import backup_history
+
+        histories = []
+        for position, member in enumerate(self.models):
+            directory = member_dir(evaluation_path, position)
+            os.makedirs(directory, exist_ok=True)
+            member.reset()
+            run_callbacks = _folds.fresh_callbacks(callbacks, position)
+            if isinstance(member, Model_Group):
+                result = member.evaluate(
+                    training_samples, validation_samples, epochs=epochs, iterations=iterations,
+                    callbacks=callbacks, class_weight=class_weight, evaluation_path=directory,
+                    save_models=save_models,
+                )
+                histories.append(result)
+                continue
+            checkpoint_path = os.path.join(directory, _folds.MODEL_FILE)
+            if save_models and _folds.keras_backed(member):
+                run_callbacks.append(_folds.checkpoint(checkpoint_path))
+            history = _folds.history_dict(member.evaluate(
+                training_samples, validation_samples, epochs=epochs, iterations=iterations,
+                callbacks=run_callbacks, class_weight=class_weight,
+            ))
+            if history:
+                backup_history(history, directory)
+            if save_models and not os.path.isfile(checkpoint_path):
+                _folds.save_model(member, directory)
+            histories.append(history)
+        return histories
+
+    # ------------------------------------------------------------------ prediction
+    def predict(self, sample_list: Sequence[Any], aggregation_func: Callable | None = None,
+                activation_output: bool = False, return_output: bool = False) -> list | None:
+        """Predict with the ensemble: members' probability maps, aggregated per case.
+
+        Args:
+            sample_list: Case indices.
+            aggregation_func: ``f(sample, [probability map per member]) -> array``; the
+                result is a probability map ``(*spatial, classes)`` or a label map. Default:
+                :func:`mean_aggregation` (mean of the probabilities).
+            activation_output: Return/save the aggregated probabilities instead of labels
+                (the argmax over classes).
+            return_output: Return the results instead of saving them through the interface
+                to ``data_io.output_path``.
+
+        Returns:
+            With ``return_output``, one array per case.
+
+        Raises:
+            ConfigurationError: when ``activation_output`` is asked for but the aggregation
+                returned a label map.
+        """
+        aggregate = aggregation_func or mean_aggregation
+        data_io = self.preprocessor.data_io
+        results = []
+        for index in _folds.progress(list(sample_list), "Ensemble prediction", unit="case"):
+            members = [
+                np.asarray(member.predict([index], activation_output=True, return_output=True)[0])
+                for member in self.models
+            ]
+            sample = data_io.sample_loader(index, load_seg=False)
+            combined = np.asarray(aggregate(sample, members))
+            prediction = self._finish(combined, sample, activation_output)
+            if return_output:
+                results.append(prediction)
+            else:
+                sample.add_prediction(prediction, activation_output)
+                data_io.save_prediction(sample)
+        return results if return_output else None
+
+    def _finish(self, combined: np.ndarray, sample: Any, activation_output: bool) -> np.ndarray:
+        spatial = tuple(sample.spatial_shape)
+        if combined.shape == spatial + (self.classes,):
+            return combined if activation_output else np.argmax(combined, axis=-1).astype(np.int64)
+        if combined.shape in (spatial, spatial + (1,)):
+            if activation_output:
+                raise ConfigurationError(
+                    f"activation_output=True, but aggregation_func returned a label map "
+                    f"{combined.shape} for case {sample.index!r}; return probabilities instead."
+                )
+            return combined.reshape(spatial).astype(np.int64)
+        raise ShapeMismatchError(
+            f"Case {sample.index!r}: aggregation_func returned shape {combined.shape}; expected "
+            f"{spatial + (self.classes,)} (probabilities) or {spatial} (labels)."
+        )
+
+    # ------------------------------------------------------------------ state
+    def reset(self) -> None:
+        """Reset every member to its initial weights with a fresh optimizer."""
+        for member in self.models:
+            member.reset()
+
+    def copy(self) -> "Model_Group":
+        """A group of copies of the members (same preprocessor and settings)."""
+        return Model_Group([m.copy() for m in self.models], self.preprocessor, self.verify_preprocessor)
+
+    def dump(self, file_path: str) -> str:
+        """Save the group into the folder ``file_path``.
+
+        Layout: ``metadata.json`` (type, format, classes and one entry per member with its
+        type and relative file) and ``group_<i>/model.keras`` per network member (a nested
+        group gets its own folder). ``metadata.json`` is written last.
+
+        Returns:
+            The folder.
+        """
+        path = os.fspath(file_path)
+        os.makedirs(path, exist_ok=True)
+        members = []
+        for position, member in enumerate(self.models):
+            directory = member_dir(path, position)
+            written = _folds.save_model(member, directory)
+            members.append({
+                "position": position,
+                "type": type(member).__name__,
+                "path": os.path.relpath(written, path).replace(os.sep, "/"),
+            })
+        _folds.write_json(os.path.join(path, METADATA_FILE), {
+            "type": type(self).__name__,
+            "format": GROUP_FORMAT,
+            "classes": self.classes,
+            "channels": self.channels,
+            "three_dim": self.three_dim,
+            "members": members,
+        })
+        return path
+
+    def load(self, file_path: str, custom_objects: dict | None = None) -> None:
+        """Load weights saved by :meth:`dump` into this group's members (in position order).
+
+        Raises:
+            DataNotFoundError: when the folder or its ``metadata.json`` is missing.
+            CorruptFileError: for unreadable metadata.
+            ConfigurationError: when the stored group does not fit this one (member count,
+                types, classes).
+        """
+        path = os.fspath(file_path)
+        meta_path = os.path.join(path, METADATA_FILE)
+        if not os.path.isdir(path) or not os.path.isfile(meta_path):
+            raise DataNotFoundError(f"No Model_Group at {path!r} (expected {meta_path}).")
+        meta = _folds.read_json(meta_path)
+        members = meta.get("members") if isinstance(meta, dict) else None
+        if not isinstance(members, list):
+            raise CorruptFileError(f"{meta_path!r} has no 'members' list.")
+        if len(members) != len(self.models):
+            raise ConfigurationError(
+                f"{path!r} holds {len(members)} members, this group has {len(self.models)}; "
+                f"load into a group built like the saved one."
+            )
+        if int(meta.get("classes", self.classes)) != self.classes:
+            raise ConfigurationError(
+                f"{path!r} was saved for {meta.get('classes')} classes, this group has {self.classes}."
+            )
+        for entry, member in zip(sorted(members, key=lambda e: e["position"]), self.models):
+            if entry.get("type") != type(member).__name__:
+                raise ConfigurationError(
+                    f"{path!r}: member {entry.get('position')} was a {entry.get('type')}, this "
+                    f"group's is a {type(member).__name__}."
+                )
+            member.load(os.path.join(path, entry["path"]), custom_objects)
