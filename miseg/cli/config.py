@@ -7,7 +7,7 @@ A run config has six sections (YAML or JSON on disk)::
     preprocessing:  {subfunctions, analysis, patch_shape, batch_size, patchwise_overlap, ...}
     augmentation:   {enabled, cycles, scaling, rotations, elastic_deform, mirror, ...}
     model:          {architecture, loss, metrics, learning_rate, tta, keep_largest_component, ...}
-    training:       {epochs, iterations, validation_fraction, seed, workers, batch_queue_size}
+    training:       {epochs, iterations, validation_fraction, seed, workers, batch_queue_size, cases}
     evaluation:     {k_fold, draw_figures, detailed, metrics}
 
 Subfunctions, the architecture and the loss are stored Keras-style as
@@ -142,11 +142,12 @@ def default_config() -> dict[str, Any]:
             "seed": None,
             "workers": 1,
             "batch_queue_size": 2,
+            "cases": None,
         },
         "evaluation": {
             "k_fold": 3,
             "draw_figures": True,
-            "detailed": False,
+            "detailed": True,
             "metrics": ["dice", "iou", "hd95"],
         },
     }

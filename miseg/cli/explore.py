@@ -511,3 +511,66 @@ def explore_dataset(
     )
     report.dataset_problems = _dataset_problems(report)
     return report
+
+
+# ---------------------------------------------------------------------------------- commands
+_MISCNN_TYPES = {"NIFTI": "nifti", "DICOM": "dicom", "IMG": "image", "Unknown": "auto"}
+
+
+def _data_path(args: Any) -> str:
+    from miseg.errors import ConfigurationError
+
+    path = args.data or args.data_dir
+    if not path:
+        raise ConfigurationError("No data folder given: pass DATA (or --data_dir before the command).")
+    return path
+
+
+def run_explore(args: Any, explicit: set[str]) -> int:
+    """``miseg explore``: print the report, write CSV/plots; 1 with --strict and problems."""
+    from miseg.cli.common import progress_enabled
+
+    options: dict[str, Any] = {}
+    if args.image_type:
+        options["img_type"] = args.image_type
+    if args.structure:
+        options["structure_dict"] = dict(args.structure)
+    report = explore_dataset(
+        _data_path(args), interface=args.interface, classes=args.classes, channels=args.channels,
+        three_dim=args.three_dim, pattern=args.pattern, options=options,
+        label_mapping=dict(args.label_map) if args.label_map else None,
+        max_cases=args.max_cases, progress=progress_enabled(args),
+    )
+    print(report.summary())
+    if args.csv:
+        print(f"Per-case table written to {report.write_csv(args.csv)}")
+    if args.plots:
+        for path in report.plot(args.plots):
+            print(f"Plot written to {path}")
+    return 1 if args.strict and report.problems() else 0
+
+
+def run_data_exp(args: Any, explicit: set[str]) -> int:
+    """MIScnn's ``data_exp``: the exploration report, ``-e`` writes the CSV."""
+    from miseg.cli.common import progress_enabled
+
+    report = explore_dataset(_data_path(args), interface=_MISCNN_TYPES[args.type], progress=progress_enabled(args))
+    print(report.summary())
+    if args.export:
+        print(f"Per-case table written to {report.write_csv(args.export)}")
+    return 0
+
+
+def run_verify(args: Any, explicit: set[str]) -> int:
+    """MIScnn's ``verify``: load every case; list problems; 1 when there are any."""
+    from miseg.cli.common import progress_enabled
+
+    report = explore_dataset(_data_path(args), interface=_MISCNN_TYPES[args.type], classes=args.classes,
+                             progress=progress_enabled(args))
+    problems = report.problems()
+    for case, message in problems:
+        print(f"[ERROR] {case}: {message}")
+    ok = sum(1 for c in report.cases if not c.problems)
+    print(f"{ok} of {len(report.cases)} case(s) loaded without problems"
+          + (f"; {len(problems)} problem(s)" if problems else ""))
+    return 1 if problems else 0

@@ -105,7 +105,10 @@ def write_dicom_study(
     Example:
         >>> img = np.zeros((32, 32, 12), np.float32); lab = np.zeros(img.shape, np.uint8)
         >>> lab[8:20, 8:20, 3:9] = 1
-        >>> files = write_dicom_study("dicom_cases/case_0", img, lab, (0.8, 0.8, 2.5), with_seg=True)
+        >>> files = write_dicom_study("dicom_cases/case_0", img, lab, (0.8, 0.8, 2.5),
+        ...                           with_seg=True)                  # doctest: +SKIP
+        >>> os.path.basename(files.seg)                               # doctest: +SKIP
+        'seg.dcm'
     """
     from miseg.data_loading.dicom.rtstruct import build_rtstruct
     from miseg.data_loading.dicom.seg import build_seg

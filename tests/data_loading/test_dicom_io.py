@@ -19,6 +19,7 @@ from miseg.data_loading.sample import Sample
 from miseg.datasets.dicom import write_dicom_study
 from miseg.errors import (
     ConfigurationError,
+    CorruptFileError,
     DataError,
     DataNotFoundError,
     GeometryError,
@@ -245,6 +246,9 @@ def test_overlapping_rois_later_structure_dict_entry_wins(study, phantom):
     b = tumor_first.load_segmentation("case_01")
     assert (a == 2).sum() > 0 and not (a == 1).any()
     assert (b == 1).sum() == (a == 2).sum() and not (b == 2).any()
+    carve = make_interface(structure_dict={"Liver": 1, "Tumor": 0})  # 0 carves out
+    carve.initialize(str(root))
+    assert not carve.load_segmentation("case_01").any()
 
 
 # ---------------------------------------------------------------------------- SEG in
@@ -599,3 +603,34 @@ def test_write_dicom_study_is_deterministic(tmp_path, phantom):
         io.initialize(str(tmp_path))
         io.load_image("a")
         np.testing.assert_array_equal(io.load_segmentation("a") > 0, io.load_segmentation("b") > 0)
+
+
+def test_truncated_slice_is_a_corrupt_file(study):
+    root, files = study
+    with open(files.image_files[3], "rb") as handle:
+        data = handle.read()
+    with open(files.image_files[3], "wb") as handle:
+        handle.write(data[:-500])
+    io = make_interface()
+    io.initialize(str(root))
+    with pytest.raises(CorruptFileError, match=r"'case_01'.*IM_0003.dcm"):
+        io.load_image("case_01")
+
+
+def test_written_series_agrees_with_simpleitk(tmp_path, phantom):
+    """An independent DICOM reader (GDCM via SimpleITK) sees the same voxels and geometry."""
+    sitk = pytest.importorskip("SimpleITK")
+    image, _ = phantom
+    iop = (0.0, 1.0, 0.0, 0.0, 0.0, -1.0)  # sagittal slices
+    files = write_dicom_study(str(tmp_path / "r" / "sag"), image, None, SPACING, orientation=iop,
+                              origin=(5.0, -7.0, 11.0))
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(list(reader.GetGDCMSeriesFileNames(files.series_dir)))
+    reference = reader.Execute()
+    io = make_interface()
+    io.initialize(str(tmp_path / "r"))
+    loaded, ext = io.load_image("sag")
+    np.testing.assert_array_equal(loaded, sitk.GetArrayFromImage(reference).transpose(2, 1, 0))
+    np.testing.assert_allclose(ext["spacing"], reference.GetSpacing(), atol=1e-6)
+    np.testing.assert_allclose(ext["origin"], reference.GetOrigin(), atol=1e-5)
+    np.testing.assert_allclose(np.asarray(ext["direction"]).ravel(), reference.GetDirection(), atol=1e-6)

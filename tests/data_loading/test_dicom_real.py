@@ -18,14 +18,15 @@ from miseg.data_loading.dicom.rtstruct import read_rtstruct
 from miseg.data_loading.dicom.seg import place_seg_frames, read_seg
 from miseg.data_loading.dicom.series import DicomWarning, SeriesGeometry
 from miseg.data_loading.interfaces.dicom_io import DICOM_interface
+from miseg.data_loading.sample import Sample
 from miseg.datasets.dicom import write_dicom_study
-from miseg.datasets.fixtures import FixtureUnavailableError, fetch_fixture
-from miseg.errors import GeometryError
+from miseg.datasets.fixtures import FixtureUnavailableError, default_cache_dir, fetch_fixture
+from miseg.errors import ConfigurationError, DataNotFoundError, GeometryError
 
 
-def fixture_path(name: str) -> str:
+def fixture_path(name: str, cache_dir=None) -> str:
     try:
-        return str(fetch_fixture(name))
+        return str(fetch_fixture(name, cache_dir=cache_dir))
     except FixtureUnavailableError as exc:
         if os.environ.get("CI"):
             raise
@@ -102,7 +103,9 @@ def _geometry_of_seg(seg) -> tuple[SeriesGeometry, list[str]]:
 
 
 def test_liver_1frame_seg():
-    seg = read_seg(fixture_path("pydicom/liver_1frame.dcm"))
+    # pydicom cut this file from the 3-frame liver.dcm and kept all 3 per-frame items.
+    with pytest.warns(DicomWarning, match="1 frame.*3 per-frame"):
+        seg = read_seg(fixture_path("pydicom/liver_1frame.dcm"))
     assert seg.segmentation_type == "BINARY" and seg.segments == [(1, "Liver")]
     assert seg.frames.shape == (1, 512, 512) and int(seg.frames.sum()) == 36233
     geometry, uids = _geometry_of_seg(seg)
@@ -199,3 +202,46 @@ def test_dicompyler_body_contour_on_real_ct(tmp_path):
     assert abs(float(image[body == 1].mean()) - 1.6) < 1.0
     assert float(image[body == 0].mean()) < -900
     assert io.get_ROI_names("case")[:2] == [[1, "BODY"], [2, "Areola"]]
+
+
+@pytest.mark.parametrize("output_format", ["seg", "rtstruct"])
+def test_prediction_on_real_ct_roundtrips(tmp_path, output_format):
+    ct = fixture_path("dicompyler-core/ct.0.dcm")
+    rt = fixture_path("dicompyler-core/rtss.dcm")
+    io = DICOM_interface(structure_dict={"BODY": 1}, output_format=output_format)
+    io.initialize(case_folder(tmp_path, [ct, rt]))
+    image, ext = io.load_image("case")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DicomWarning)
+        body = io.load_segmentation("case")
+    sample = Sample("case", image, 1, 2, ext, three_dim=True)
+    sample.add_prediction(body)
+    io.save_prediction(sample, str(tmp_path / "pred"))
+    np.testing.assert_array_equal(io.load_prediction("case", str(tmp_path / "pred")), body)
+    written = pydicom.dcmread(tmp_path / "pred" / f"case.{output_format}.dcm")
+    source = pydicom.dcmread(ct)
+    assert written.StudyInstanceUID == source.StudyInstanceUID and written.PatientID == source.PatientID
+
+
+# ---------------------------------------------------------------------------- fixture helper
+def test_fetch_fixture_names_and_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("MISEG_CACHE", str(tmp_path / "cache"))
+    assert default_cache_dir() == tmp_path / "cache"
+    with pytest.raises(ConfigurationError, match="nosuchsource"):
+        fetch_fixture("nosuchsource/file.dcm")
+    with pytest.raises(ConfigurationError, match="<source>/<file>"):
+        fetch_fixture("dicompyler-core/../../etc/passwd")
+    with pytest.raises(DataNotFoundError, match="not_a_file.dcm"):
+        fetch_fixture("pydicom/not_a_file.dcm")
+    cached = fixture_path("dicompyler-core/rtss.dcm")  # the shared cache (default location)
+    fresh = fixture_path("dicompyler-core/rtss.dcm", cache_dir=tmp_path / "own")  # uses pip
+    assert fresh == str(tmp_path / "own" / "dicompyler-core" / "rtss.dcm")
+    with open(cached, "rb") as a, open(fresh, "rb") as b:
+        assert a.read() == b.read()
+    archives = list((tmp_path / "own" / "_downloads").iterdir())
+    assert [p.name for p in archives] == ["dicompyler-core-0.5.6.tar.gz"]
+    again = fetch_fixture("dicompyler-core/ct.0.dcm", cache_dir=tmp_path / "own")  # no new download
+    assert again.stat().st_size > 500_000
+    assert list((tmp_path / "own" / "_downloads").iterdir()) == archives
+    with pytest.raises(DataNotFoundError, match="missing.dcm"):
+        fetch_fixture("dicompyler-core/missing.dcm", cache_dir=tmp_path / "own")

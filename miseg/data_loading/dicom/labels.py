@@ -24,7 +24,7 @@ def validate_structure_dict(
 
     Raises:
         ConfigurationError: when it is not a mapping, a key is not a string, a value is not an
-            integer class in ``[1, classes)``, or two keys collide after normalisation while
+            integer class in ``[0, classes)``, or two keys collide after normalisation while
             mapping to different classes.
     """
     if structure_dict is None:
@@ -39,10 +39,10 @@ def validate_structure_dict(
     for name, value in structure_dict.items():
         if not isinstance(name, str) or not name.strip():
             raise ConfigurationError(f"structure_dict keys must be non-empty ROI names, got {name!r}.")
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value < classes:
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < classes:
             raise ConfigurationError(
-                f"structure_dict[{name!r}]={value!r} is not a foreground class label in "
-                f"[1, {classes - 1}] (classes={classes})."
+                f"structure_dict[{name!r}]={value!r} is not a class label in [0, {classes - 1}] "
+                f"(classes={classes}); 0 carves a structure out of earlier ones."
             )
         key = normalise_name(name, case_insensitive)
         if key in seen and seen[key][1] != value:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import pydicom

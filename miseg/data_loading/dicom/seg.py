@@ -8,6 +8,7 @@ size, orientation or pixel spacing differ from the series, raise ``GeometryError
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
@@ -15,7 +16,7 @@ import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
-from miseg.data_loading.dicom.series import SeriesGeometry
+from miseg.data_loading.dicom.series import DicomWarning, SeriesGeometry
 from miseg.errors import CorruptFileError, DataError, GeometryError
 
 __all__ = ["SegFrames", "read_seg", "place_seg_frames", "build_seg"]
@@ -88,11 +89,19 @@ def read_seg(path: str) -> SegFrames:
 
     shared = seg.SharedFunctionalGroupsSequence[0] if "SharedFunctionalGroupsSequence" in seg else None
     per_frame = list(seg.get("PerFrameFunctionalGroupsSequence", []))
-    if len(per_frame) != len(frames):
+    if len(per_frame) < len(frames):
         raise DataError(
-            f"DICOM SEG {path!r} has {len(frames)} frames but {len(per_frame)} per-frame "
+            f"DICOM SEG {path!r} has {len(frames)} frames but only {len(per_frame)} per-frame "
             f"functional group items."
         )
+    if len(per_frame) > len(frames):
+        warnings.warn(
+            f"DICOM SEG {path!r} has {len(frames)} frame(s) (NumberOfFrames) but {len(per_frame)} "
+            f"per-frame functional group items; the extra items are ignored.",
+            DicomWarning,
+            stacklevel=2,
+        )
+        per_frame = per_frame[: len(frames)]
     numbers, positions, refs = [], [], []
     for group in per_frame:
         ident = _first([group, shared], "SegmentIdentificationSequence")

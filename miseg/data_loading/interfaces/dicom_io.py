@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
@@ -35,6 +36,10 @@ __all__ = ["DICOM_interface"]
 
 _OUTPUT_FORMATS = ("seg", "rtstruct", "nifti")
 _SUFFIXES = {"seg": ".seg.dcm", "rtstruct": ".rtstruct.dcm", "nifti": ".nii.gz"}
+# Scanned headers are kept for the few most recent cases only (a pipeline loads the image,
+# then the labels, then saves the prediction of one case before moving on); keeping every
+# case's headers would grow to gigabytes on large data sets.
+_CACHED_CASES = 4
 
 
 class DICOM_interface(Abstract_IO):
@@ -43,7 +48,8 @@ class DICOM_interface(Abstract_IO):
     **Layout:** one folder per case, ``input_path/<case>/...`` at any depth, holding one image
     series (CT, MR, ...) and optionally one label object (RTSTRUCT or SEG). Files are told
     apart by their ``Modality``, never by their names; non-DICOM files are skipped with a
-    warning.
+    warning. A case folder's headers are read once and kept for the few most recently used
+    cases; call :meth:`initialize` again after changing files on disk.
 
     **Arrays** are ``(x, y, z) = (column, row, slice)``, the NIfTI interface's order (MIScnn
     returned ``(z, y, x)``). Slices are sorted along the slice normal; the spacing comes from
@@ -90,9 +96,11 @@ class DICOM_interface(Abstract_IO):
 
     Example:
         >>> interface = DICOM_interface(classes=3, structure_dict={"Liver": 1, "Tumor": 2})
-        >>> cases = interface.initialize("data/dicom")
-        >>> image, extended = interface.load_image(cases[0])   # (x, y, z) HU, spacing, affine
-        >>> labels = interface.load_segmentation(cases[0])      # (x, y, z) uint8
+        >>> cases = interface.initialize("data/dicom")                # doctest: +SKIP
+        >>> image, extended = interface.load_image(cases[0])         # doctest: +SKIP
+        >>> labels = interface.load_segmentation(cases[0])            # doctest: +SKIP
+        >>> image.shape == labels.shape, extended["hu"]               # doctest: +SKIP
+        (True, True)
     """
 
     def __init__(
@@ -146,8 +154,8 @@ class DICOM_interface(Abstract_IO):
         self.series_uid = dict(series_uid) if isinstance(series_uid, Mapping) else series_uid
         self.output_format = fmt
         self.input_path: str | None = None
-        self._scans: dict[Any, CaseScan] = {}
-        self._series: dict[Any, DicomSeries] = {}
+        self._scans: OrderedDict[Any, CaseScan] = OrderedDict()
+        self._series: OrderedDict[Any, DicomSeries] = OrderedDict()
 
     # ------------------------------------------------------------------ case discovery
     def initialize(self, input_path: str) -> list[str]:
@@ -185,9 +193,12 @@ class DICOM_interface(Abstract_IO):
         return folder
 
     def _scan(self, index: Any) -> CaseScan:
-        if index not in self._scans:
-            self._scans[index] = scan_case_folder(self._case_folder(index), case=index)
-        return self._scans[index]
+        if index in self._scans:
+            self._scans.move_to_end(index)
+            return self._scans[index]
+        scan = scan_case_folder(self._case_folder(index), case=index)
+        _remember(self._scans, index, scan)
+        return scan
 
     def _wanted_series_uid(self, index: Any) -> str | None:
         if isinstance(self.series_uid, dict):
@@ -196,6 +207,7 @@ class DICOM_interface(Abstract_IO):
 
     def _get_series(self, index: Any) -> DicomSeries:
         if index in self._series:
+            self._series.move_to_end(index)
             return self._series[index]
         scan = self._scan(index)
         if not scan.images:
@@ -220,7 +232,7 @@ class DICOM_interface(Abstract_IO):
         else:
             uid = next(iter(scan.images))
         series = build_series(scan.images[uid], series_uid=uid, case=index)
-        self._series[index] = series
+        _remember(self._series, index, series)
         return series
 
     def _label_file(self, index: Any) -> tuple[str, DicomFile]:
@@ -299,7 +311,7 @@ class DICOM_interface(Abstract_IO):
         return array[:, :, 0]
 
     def _label_dtype(self) -> type:
-        return np.uint8 if max(self.classes - 1, self.mask_background) < 256 else np.uint16
+        return np.min_scalar_type(max(self.classes - 1, self.mask_background, 1)).type
 
     def load_segmentation(self, index: Any) -> np.ndarray:
         """Rasterise the case's RTSTRUCT, or place its SEG frames, as an ``(x, y, z)`` label map.
@@ -443,7 +455,13 @@ class DICOM_interface(Abstract_IO):
         elif self.output_format == "seg":
             from miseg.data_loading.dicom.seg import build_seg
 
-            ds = build_seg(labels, series.headers, self._class_names())
+            try:
+                ds = build_seg(labels, series.headers, self._class_names())
+            except (ValueError, TypeError, AttributeError, KeyError) as exc:
+                raise DataError(
+                    f"Case {index!r}: cannot build a DICOM SEG on series {series.series_uid} "
+                    f"(highdicom: {exc}); use output_format='rtstruct' or 'nifti'."
+                ) from exc
             with atomic_path(path, suffix=".dcm") as tmp:
                 ds.save_as(tmp)
         else:
@@ -548,6 +566,12 @@ class DICOM_interface(Abstract_IO):
         image.SetOrigin([float(v) for v in series.geometry.origin])
         image.SetDirection(series.geometry.direction.ravel().tolist())
         return image, extended
+
+
+def _remember(cache: OrderedDict, key: Any, value: Any) -> None:
+    cache[key] = value
+    while len(cache) > _CACHED_CASES:
+        cache.popitem(last=False)
 
 
 def _referenced_series(kind: str, entry: DicomFile) -> set[str]:

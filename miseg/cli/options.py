@@ -1,0 +1,331 @@
+"""Command-line options shared by ``miseg train``/``evaluate``/``predict`` and their mapping
+onto the run config.
+
+Defaults shown in ``--help`` come from :func:`miseg.cli.config.default_config`, so the help,
+the config file and the code agree. A run's effective config is built as
+``defaults <- config file <- flags given on the command line``: only flags that were typed
+override the file (see :class:`ArgumentBuilder` for how "typed" is detected).
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any, Iterable
+
+from miseg.cli.config import ARCHITECTURE_NAMES, INTERFACE_NAMES, architecture_spec, default_config
+from miseg.errors import ConfigurationError
+
+__all__ = ["ArgumentBuilder", "add_data_options", "add_pipeline_options", "apply_flags"]
+
+_NORMALIZATION_MODES = ("z-score", "minmax", "grayscale", "none")
+_ANALYSES = ("patchwise-crop", "patchwise-grid", "fullimage")
+
+
+class ArgumentBuilder:
+    """Adds arguments, optionally with every default replaced by ``argparse.SUPPRESS``.
+
+    Parsing the same command line with an ``explicit_only`` parser yields a namespace that
+    holds only the options actually typed; that set decides which flags override a config
+    file. The normal parser (with real defaults) serves ``--help`` and the values.
+    """
+
+    def __init__(self, explicit_only: bool = False) -> None:
+        self.explicit_only = explicit_only
+
+    def add(self, container: Any, *flags: str, **kwargs: Any) -> argparse.Action:
+        """``container.add_argument(*flags, **kwargs)``, defaults suppressed when explicit-only."""
+        optional = flags[0].startswith("-") or kwargs.get("nargs") in ("?", "*")
+        if self.explicit_only and optional and not kwargs.get("required"):
+            kwargs["default"] = argparse.SUPPRESS
+        return container.add_argument(*flags, **kwargs)
+
+
+# ------------------------------------------------------------------------------ value types
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be >= 1")
+    return value
+
+
+def patch_size(text: str) -> str | int:
+    """argparse type: ``auto`` or a positive patch edge."""
+    return "auto" if text == "auto" else positive_int(text)
+
+
+def key_value(text: str) -> tuple[str, int]:
+    """argparse type: ``NAME=INT`` (structure names and label mappings)."""
+    name, sep, value = text.rpartition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"{text!r} is not of the form NAME=LABEL")
+    try:
+        return name, int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: the label after '=' must be an integer") from None
+
+
+def fraction(text: str) -> float:
+    """argparse type: a float in [0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r} must lie in [0, 1]")
+    return value
+
+
+# ------------------------------------------------------------------------------ option groups
+def add_data_options(parser: argparse.ArgumentParser, b: ArgumentBuilder, *, with_classes: bool = True,
+                     infer_classes: bool = False) -> None:
+    """``--interface``, ``--channels``, ``--classes``, ``--pattern`` and format options.
+
+    Args:
+        with_classes: Add the options that must match a trained model (classes, channels,
+            dimensionality, label mapping, DICOM structures); ``predict`` takes them from
+            the model's config.
+        infer_classes: ``--classes`` defaults to None (exploration infers the count).
+    """
+    d = default_config()["data"]
+    group = parser.add_argument_group("data")
+    b.add(group, "--interface", choices=["auto", *INTERFACE_NAMES], default=d["interface"],
+          help="data format; 'auto' detects it from the file endings")
+    if with_classes:
+        if infer_classes:
+            b.add(group, "--classes", metavar="N", type=positive_int, default=None,
+                  help="declared classes: labels outside 0..N-1 are problems (None: inferred from the labels)")
+        else:
+            b.add(group, "--classes", metavar="N", type=positive_int, default=d["classes"],
+                  help="number of classes, background included")
+        b.add(group, "--channels", metavar="N", type=positive_int, default=d["channels"],
+              help="image channels (NIfTI/DICOM; images: see --image-type)")
+        b.add(group, "--three-dim", action=argparse.BooleanOptionalAction, default=d["three_dim"],
+              help="3D volumes or 2D images (None: 3D for nifti and dicom, 2D otherwise)")
+        b.add(group, "--label-map", type=key_value, action="append", metavar="VALUE=CLASS",
+              default=d["label_mapping"],
+              help="remap a label value of the files to a class on loading, e.g. 255=1 (repeat)")
+        b.add(group, "--structure", type=key_value, action="append", metavar="NAME=LABEL", default=None,
+              help="DICOM: RTSTRUCT ROI / SEG segment name -> class (repeat); default: ROI numbers")
+    b.add(group, "--pattern", default=d["pattern"], metavar="REGEX",
+          help="only use case folders whose name fully matches REGEX")
+    b.add(group, "--image-type", choices=["grayscale", "rgb"], default=None,
+          help="image interface: grayscale (1 channel) or rgb (3 channels) (None: grayscale)")
+
+
+def add_pipeline_options(parser: argparse.ArgumentParser, b: ArgumentBuilder) -> None:
+    """Preprocessing, augmentation, model and training options of ``train`` and ``evaluate``."""
+    cfg = default_config()
+    pre, aug, model, training = cfg["preprocessing"], cfg["augmentation"], cfg["model"], cfg["training"]
+    arch = model["architecture"]["config"]
+
+    group = parser.add_argument_group("preprocessing")
+    b.add(group, "--resample", type=float, nargs="+", metavar="MM", default=None,
+          help="resample to this voxel spacing (one value per axis, or one for all)")
+    b.add(group, "--clip", type=float, nargs=2, metavar=("MIN", "MAX"), default=None,
+          help="clip intensities to [MIN, MAX] (e.g. -100 300 for abdominal CT)")
+    b.add(group, "--normalization", choices=_NORMALIZATION_MODES, default="z-score",
+          help="intensity normalization after clipping")
+    b.add(group, "--analysis", choices=_ANALYSES, default=pre["analysis"],
+          help="random patches, a patch grid, or whole images")
+    b.add(group, "--patch-shape", type=patch_size, nargs="+", metavar="N", default=pre["patch_shape"],
+          help="patch size per axis; 'auto' derives it from the first case and the U-Net depth")
+    b.add(group, "--batch-size", metavar="N", type=positive_int, default=pre["batch_size"], help="patches per batch")
+    b.add(group, "--overlap", type=int, nargs="+", metavar="N", default=pre["patchwise_overlap"],
+          help="patch overlap in voxels at prediction (None: half a patch)")
+    b.add(group, "--patches-per-sample", metavar="N", type=positive_int, default=pre["patches_per_sample"],
+          help="training patches cut per loaded case (None: the augmentation cycles)")
+    b.add(group, "--foreground-oversampling", metavar="F", type=fraction, default=pre["foreground_oversampling"],
+          help="fraction of training patches centred on a foreground voxel")
+    b.add(group, "--cache", action=argparse.BooleanOptionalAction, default=pre["prepare_subfunctions"],
+          help="cache preprocessed cases on disk (under ./batches/preprocessed)")
+
+    group = parser.add_argument_group("augmentation")
+    b.add(group, "--augment", action=argparse.BooleanOptionalAction, default=aug["enabled"],
+          help="augment training patches (scaling, rotation, brightness, contrast, gamma, noise)")
+    b.add(group, "--aug-cycles", metavar="N", type=positive_int, default=aug["cycles"],
+          help="augmented copies per loaded case")
+    b.add(group, "--aug-mirror", action=argparse.BooleanOptionalAction, default=aug["mirror"],
+          help="random mirroring")
+    b.add(group, "--aug-elastic", action=argparse.BooleanOptionalAction, default=aug["elastic_deform"],
+          help="elastic deformation (slow)")
+
+    group = parser.add_argument_group("model")
+    b.add(group, "--architecture", choices=list(ARCHITECTURE_NAMES), default="standard",
+          help="U-Net variant")
+    b.add(group, "--filters", metavar="N", type=positive_int, default=arch["n_filters"],
+          help="filters of the first U-Net level (doubled per level)")
+    b.add(group, "--depth", metavar="N", type=positive_int, default=arch["depth"],
+          help="U-Net poolings; patch sizes must be divisible by 2**depth")
+    b.add(group, "--loss", metavar="NAME", default=model["loss"],
+          help="loss from miseg.neural_network.metrics (e.g. dice_crossentropy, TverskyLoss)")
+    b.add(group, "--metrics", nargs="+", metavar="NAME", default=model["metrics"],
+          help="training metrics from miseg.neural_network.metrics")
+    b.add(group, "--learning-rate", metavar="LR", type=float, default=model["learning_rate"], help="Adam learning rate")
+    b.add(group, "--mixed-precision", action=argparse.BooleanOptionalAction, default=model["mixed_precision"],
+          help="train in mixed_float16 (GPUs with tensor cores)")
+
+    group = parser.add_argument_group("training")
+    b.add(group, "--epochs", metavar="N", type=positive_int, default=training["epochs"], help="training epochs")
+    b.add(group, "--iterations", metavar="N", type=positive_int, default=training["iterations"],
+          help="batches per epoch (None: every training case once)")
+    b.add(group, "--seed", metavar="N", type=int, default=training["seed"],
+          help="seed of sampling, augmentation and weights (None: drawn and recorded in the config)")
+    b.add(group, "--workers", metavar="N", type=int, default=training["workers"],
+          help="processes preparing batches in parallel with training (0: none)")
+    b.add(group, "--cases", nargs="+", metavar="ID", default=None,
+          help="use only these cases (default: every case with a segmentation)")
+
+
+# ------------------------------------------------------------------------------ flags -> config
+def _subfunction_index(specs: list[Any], name: str) -> int | None:
+    for i, spec in enumerate(specs):
+        spec_name = spec if isinstance(spec, str) else spec.get("class_name", next(iter(spec), None))
+        if spec_name == name:
+            return i
+    return None
+
+
+def _set_subfunction(specs: list[Any], name: str, config: dict[str, Any] | None, before: Iterable[str] = ()) -> None:
+    """Replace the ``name`` spec, insert it before the first of ``before``, or remove it (None)."""
+    index = _subfunction_index(specs, name)
+    if config is None:
+        if index is not None:
+            del specs[index]
+        return
+    spec = {"class_name": name, "config": config}
+    if index is not None:
+        specs[index] = spec
+        return
+    positions = [i for i in (_subfunction_index(specs, b) for b in before) if i is not None]
+    specs.insert(min(positions) if positions else len(specs), spec)
+
+
+def apply_flags(config: dict[str, Any], args: argparse.Namespace, explicit: set[str]) -> dict[str, Any]:
+    """Write the options typed on the command line (``explicit``) into ``config``, in place.
+
+    Subfunction flags edit the config's list: ``--resample`` and ``--clip`` replace an
+    existing ``Resampling``/``Clipping`` entry or insert one before ``Normalization``;
+    ``--normalization none`` removes ``Normalization``. ``--filters``/``--depth`` change the
+    current architecture's arguments; ``--architecture`` picks another class.
+
+    Returns:
+        ``config``.
+    """
+    def given(dest: str) -> bool:
+        return dest in explicit
+
+    data, pre = config["data"], config["preprocessing"]
+    aug, model, training = config["augmentation"], config["model"], config["training"]
+
+    if given("data") and args.data is not None:
+        data["path"] = args.data
+    for dest in ("interface", "classes", "channels", "three_dim", "pattern"):
+        if given(dest):
+            data[dest] = getattr(args, dest)
+    options = dict(data.get("options") or {})
+    if given("image_type"):
+        options["img_type"] = args.image_type
+    if given("structure"):
+        options["structure_dict"] = {name: label for name, label in args.structure}
+    if options != (data.get("options") or {}):
+        data["options"] = options
+    if given("label_map"):
+        data["label_mapping"] = {_label_key(k): v for k, v in args.label_map}
+
+    specs = list(pre.get("subfunctions") or [])
+    if given("resample"):
+        spacing = args.resample[0] if len(args.resample) == 1 else list(args.resample)
+        _set_subfunction(specs, "Resampling", {"new_spacing": spacing},
+                         before=("Clipping", "Normalization", "TransformHU"))
+    if given("clip"):
+        low, high = args.clip
+        _set_subfunction(specs, "Clipping", {"min": low, "max": high}, before=("Normalization",))
+    if given("normalization"):
+        mode = args.normalization
+        _set_subfunction(specs, "Normalization", None if mode == "none" else {"mode": mode})
+    pre["subfunctions"] = specs
+    simple = {
+        "analysis": ("preprocessing", "analysis"),
+        "batch_size": ("preprocessing", "batch_size"),
+        "overlap": ("preprocessing", "patchwise_overlap"),
+        "patches_per_sample": ("preprocessing", "patches_per_sample"),
+        "foreground_oversampling": ("preprocessing", "foreground_oversampling"),
+        "cache": ("preprocessing", "prepare_subfunctions"),
+        "augment": ("augmentation", "enabled"),
+        "aug_cycles": ("augmentation", "cycles"),
+        "aug_mirror": ("augmentation", "mirror"),
+        "aug_elastic": ("augmentation", "elastic_deform"),
+        "loss": ("model", "loss"),
+        "metrics": ("model", "metrics"),
+        "learning_rate": ("model", "learning_rate"),
+        "mixed_precision": ("model", "mixed_precision"),
+        "tta": ("model", "tta"),
+        "keep_largest_component": ("model", "keep_largest_component"),
+        "epochs": ("training", "epochs"),
+        "iterations": ("training", "iterations"),
+        "validation_fraction": ("training", "validation_fraction"),
+        "seed": ("training", "seed"),
+        "workers": ("training", "workers"),
+        "cases": ("training", "cases"),
+        "k_fold": ("evaluation", "k_fold"),
+        "figures": ("evaluation", "draw_figures"),
+        "detailed": ("evaluation", "detailed"),
+        "score_metrics": ("evaluation", "metrics"),
+    }
+    for dest, (section, key) in simple.items():
+        if given(dest):
+            config[section][key] = getattr(args, dest)
+    if given("patch_shape"):
+        shape = args.patch_shape
+        if "auto" in shape:
+            if len(shape) != 1:
+                raise ConfigurationError(f"--patch-shape {' '.join(map(str, shape))}: use 'auto' alone.")
+            pre["patch_shape"] = "auto"
+        else:
+            pre["patch_shape"] = [int(s) for s in shape]
+    _apply_architecture(model, args, given)
+    return config
+
+
+def _apply_architecture(model: dict[str, Any], args: argparse.Namespace, given: Any) -> None:
+    filters = args.filters if given("filters") else None
+    depth = args.depth if given("depth") else None
+    if given("architecture"):
+        current = model.get("architecture")
+        old = current.get("config", {}) if isinstance(current, dict) else {}
+        spec = architecture_spec(
+            args.architecture,
+            filters if filters is not None else old.get("n_filters"),
+            depth if depth is not None else old.get("depth"),
+        )
+        model["architecture"] = spec
+        return
+    if filters is None and depth is None:
+        return
+    spec = model.get("architecture")
+    if isinstance(spec, str):
+        spec = {"class_name": spec, "config": {}}
+    spec = {"class_name": spec["class_name"], "config": dict(spec.get("config") or {})}
+    probe = architecture_spec(spec["class_name"], filters, depth)  # keeps accepted arguments only
+    dropped = [flag for flag, value, key in (("--filters", filters, "n_filters"), ("--depth", depth, "depth"))
+               if value is not None and key not in probe["config"]]
+    if dropped:
+        raise ConfigurationError(
+            f"{', '.join(dropped)} do(es) not apply to architecture {spec['class_name']!r}; set its "
+            f"arguments in the config file (model.architecture.config)."
+        )
+    spec["config"].update(probe["config"])
+    model["architecture"] = spec
+
+
+def _label_key(text: str) -> Any:
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            continue
+    return text
