@@ -72,6 +72,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from miseg.processing.subfunctions import Clipping, Normalization
     from miseg.utils.plotting import plot_case_overlays, plot_metric_boxplots
 
+    import tensorflow as tf
+
+    tf.get_logger().setLevel("ERROR")
     start = time.time()
     out = os.path.abspath(args.output)
     data_dir = os.path.join(out, "data")
@@ -106,6 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     model = Neural_Network(preprocessor, architecture=UNet_standard(n_filters=8, depth=3), loss=dice_crossentropy,
                            metrics=[dice_soft], learning_rate=3e-3, workers=1)
+    model.verbose = 2
     history = model.train(train_ids, epochs=epochs, iterations=None if args.quick else 16)
     print(f"final training loss {history.history['loss'][-1]:.3f}, dice_soft {history.history['dice_soft'][-1]:.3f}")
     model_path = model.dump(os.path.join(out, "model"))
@@ -145,7 +149,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     _banner("6. A brief 3-fold cross-validation (folds, histories, figures, detailed tables)")
     cv_model = Neural_Network(preprocessor, architecture=UNet_standard(n_filters=8, depth=3), loss=dice_crossentropy,
                               metrics=[dice_soft], learning_rate=3e-3, workers=1)
-    cross_validation(train_ids, cv_model, k_fold=3, epochs=1 if args.quick else 3, iterations=2 if args.quick else 8,
+    cv_model.verbose = 2
+    cross_validation(train_ids, cv_model, k_fold=3, epochs=1 if args.quick else 4, iterations=2 if args.quick else 8,
                      evaluation_path=os.path.join(eval_dir, "cross_validation"), draw_figures=True,
                      run_detailed_evaluation=True, seed=args.seed)
 

@@ -79,6 +79,12 @@ ARCHITECTURE_NAMES = {
     "attention_residual": "UNet_attention_residual",
 }
 
+#: Which of the flag-settable arguments (``--filters``, ``--depth``) each U-Net takes; UNet_plain
+#: is configured by ``feature_maps`` and ``pooling`` instead (set them in a config file).
+ARCHITECTURE_FLAGS = {
+    name: (() if name == "UNet_plain" else ("n_filters", "depth")) for name in ARCHITECTURE_NAMES.values()
+}
+
 # Keys whose mapping values replace, rather than merge into, the base config's.
 _REPLACED_KEYS = ("architecture", "loss", "label_mapping")
 # Largest automatic patch edge (voxels) for 3D and 2D data.
@@ -244,8 +250,16 @@ def dump_config(config: Mapping[str, Any], fmt: str = "yaml") -> str:
     data = _plain(config)
     if fmt == "json":
         return json.dumps(data, indent=2) + "\n"
+    class Dumper(yaml.SafeDumper):
+        """Block-style mappings; lists of plain values on one line (``[16, 16, 16]``)."""
+
+    def represent_list(dumper: yaml.SafeDumper, value: list) -> Any:
+        flat = all(not isinstance(v, (dict, list)) for v in value)
+        return dumper.represent_sequence("tag:yaml.org,2002:seq", value, flow_style=flat)
+
+    Dumper.add_representer(list, represent_list)
     header = "# miseg run configuration; repeat the run with: miseg train --config <this file>\n"
-    return header + yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=100)
+    return header + yaml.dump(data, Dumper=Dumper, sort_keys=False, default_flow_style=False, width=100)
 
 
 def save_config(config: Mapping[str, Any], path: str | os.PathLike) -> str:
@@ -531,9 +545,23 @@ def resolve_patch_shape(config: dict[str, Any], data_io: Any) -> dict[str, Any]:
     shape is what the saved config records, so a repeated run uses the same patches.
     """
     pre = config["preprocessing"]
+    _, arch_kwargs = _split_spec(config["model"]["architecture"], "architecture")
+    if "depth" in arch_kwargs:
+        depth = int(arch_kwargs["depth"])
+    elif "feature_maps" in arch_kwargs:
+        depth = len(arch_kwargs["feature_maps"]) - 1
+    else:
+        depth = 4
+    factor = 2**depth
     if pre.get("patch_shape") != "auto":
         if pre.get("patch_shape") is not None:
             pre["patch_shape"] = [int(p) for p in pre["patch_shape"]]
+            bad = [p for p in pre["patch_shape"] if p % factor]
+            if "depth" in arch_kwargs and bad:
+                raise ConfigurationError(
+                    f"patch_shape={pre['patch_shape']}: sizes {bad} are not divisible by 2**depth = {factor} "
+                    f"(depth={depth}); choose multiples of {factor} or a smaller depth."
+                )
         return config
     if pre.get("analysis") == "fullimage":
         pre["patch_shape"] = None
@@ -551,10 +579,6 @@ def resolve_patch_shape(config: dict[str, Any], data_io: Any) -> dict[str, Any]:
             target = kwargs.get("new_spacing", (1, 1, 1))
             target = [float(target)] * dims if isinstance(target, (int, float)) else [float(t) for t in target]
             shape = [s * float(sp) / t for s, sp, t in zip(shape, spacing, target)]
-    arch = config["model"]["architecture"]
-    _, arch_kwargs = _split_spec(arch, "architecture")
-    depth = int(arch_kwargs.get("depth", 4))
-    factor = 2**depth
     cap = _AUTO_PATCH_CAP[dims]
     pre["patch_shape"] = [max(factor, int(min(s, cap)) // factor * factor) for s in shape]
     return config
@@ -605,17 +629,18 @@ def build_architecture(spec: Any) -> Any:
 
 
 def architecture_spec(name: str, n_filters: int | None, depth: int | None) -> dict[str, Any]:
-    """Architecture spec from CLI flags, keeping only the arguments the class accepts."""
-    from miseg.neural_network.architecture import unet
+    """Architecture spec from CLI flags, keeping only the arguments the class accepts.
 
+    Uses :data:`ARCHITECTURE_FLAGS` for miseg's U-Nets, so no Keras import is needed.
+    """
     class_name = ARCHITECTURE_NAMES.get(name, name)
-    cls = getattr(unet, class_name, None)
-    if cls is None:
+    if class_name not in ARCHITECTURE_FLAGS:
         raise ConfigurationError(
-            f"architecture={name!r} is unknown; choose one of {', '.join(ARCHITECTURE_NAMES)}."
+            f"architecture={name!r} is unknown; choose one of {', '.join(ARCHITECTURE_NAMES)} (or set "
+            f"model.architecture in a config file for your own class)."
         )
-    params = inspect.signature(cls.__init__).parameters
-    config = {k: v for k, v in (("n_filters", n_filters), ("depth", depth)) if v is not None and k in params}
+    accepted = ARCHITECTURE_FLAGS[class_name]
+    config = {k: v for k, v in (("n_filters", n_filters), ("depth", depth)) if v is not None and k in accepted}
     return {"class_name": class_name, "config": config}
 
 

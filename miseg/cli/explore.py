@@ -39,8 +39,8 @@ class CaseSummary:
     orientation: str | None = None
     dtype: str | None = None
     intensity: dict[str, float] = field(default_factory=dict)
-    has_segmentation: bool = False
-    labels: tuple[int, ...] = ()
+    has_segmentation: bool = False  # the interface found a segmentation file
+    labels: tuple[int, ...] = ()  # label values, when the segmentation could be read
     class_voxels: dict[int, int] = field(default_factory=dict)
     class_intensity: dict[int, dict[str, float]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
@@ -49,6 +49,11 @@ class CaseSummary:
     def loaded(self) -> bool:
         """Whether the image could be loaded."""
         return self.shape is not None
+
+    @property
+    def labels_read(self) -> bool:
+        """Whether the segmentation could be loaded (and passed the label checks)."""
+        return bool(self.class_voxels)
 
 
 @dataclass
@@ -128,7 +133,7 @@ class DatasetExploration:
             }
             for key in ("min", "max", "mean", "std"):
                 row[key] = c.intensity.get(key, np.nan)
-            row["labels"] = " ".join(str(v) for v in c.labels) if c.has_segmentation else ""
+            row["labels"] = " ".join(str(v) for v in c.labels)
             total = sum(c.class_voxels.values())
             for k in self.class_columns:
                 row[f"frac_c{k}"] = c.class_voxels.get(k, 0) / total if total else np.nan
@@ -137,7 +142,10 @@ class DatasetExploration:
                 row[f"std_c{k}"] = stats.get("std", np.nan)
             row["problems"] = " | ".join(c.problems)
             rows.append(row)
-        return pd.DataFrame(rows)
+        table = pd.DataFrame(rows)
+        if "channels" in table:
+            table["channels"] = table["channels"].astype("Int64")  # stays integer next to failed cases
+        return table
 
     def display_table(self) -> str:
         """The per-case table as aligned text (the part of ``miseg explore``'s report)."""
@@ -157,7 +165,7 @@ class DatasetExploration:
                 "min": _num(c.intensity.get("min")),
                 "max": _num(c.intensity.get("max")),
                 "mean": _num(c.intensity.get("mean")),
-                "labels": (" ".join(map(str, c.labels)) or "0") if c.has_segmentation else "none",
+                "labels": " ".join(map(str, c.labels)) if c.labels_read else ("unread" if c.has_segmentation else "none"),
                 "fg %": f"{100 * fg / total:.2f}" if total and fg_classes else "-",
                 "problems": str(len(c.problems)) if c.problems else "",
             })
@@ -168,12 +176,13 @@ class DatasetExploration:
         """The text report of ``miseg explore``: overview, per-case table and problems."""
         loaded = [c for c in self.cases if c.loaded]
         with_seg = [c for c in self.cases if c.has_segmentation]
+        read = [c for c in with_seg if c.labels_read]
         kind = "3D" if self.three_dim else "2D"
         lines = [
             f"Data set: {self.data_path} ({self.interface}, {kind})",
-            f"Cases: {len(self.cases)} ({len(loaded)} loaded, {len(with_seg)} with segmentation, "
-            f"{len(self.cases) - len(with_seg)} without), {len({p[0] for p in self.problems()})} "
-            f"with problems",
+            f"Cases: {len(self.cases)}: {len(loaded)} image(s) loaded, {len(with_seg)} with a segmentation "
+            f"({len(read)} readable), {len(self.cases) - len(with_seg)} without; "
+            f"{len({c.case for c in self.cases if c.problems})} with problems",
         ]
         if loaded:
             shapes = np.array([c.shape for c in loaded if c.shape is not None], dtype=float)
@@ -359,6 +368,10 @@ def _explore_case(data_io: Any, index: Any, sample_voxels: int, samples: list[np
                   class_samples: dict[int, list[np.ndarray]]) -> CaseSummary:
     summary = CaseSummary(case=str(index))
     try:
+        summary.has_segmentation = bool(data_io.has_segmentation(index))
+    except _CASE_ERRORS as exc:
+        summary.problems.append(_describe(exc))
+    try:
         sample = data_io.sample_loader(index, load_seg=False)
     except _CASE_ERRORS as exc:
         summary.problems.append(_describe(exc))
@@ -375,19 +388,13 @@ def _explore_case(data_io: Any, index: Any, sample_voxels: int, samples: list[np
         "mean": float(values.mean()), "std": float(values.std()), "n": int(values.size),
     }
     samples.append(_subsample(values, sample_voxels))
-    try:
-        has_seg = data_io.has_segmentation(index)
-    except _CASE_ERRORS as exc:
-        summary.problems.append(_describe(exc))
-        return summary
-    if not has_seg:
+    if not summary.has_segmentation:
         return summary
     try:
         seg = data_io.load_segmentation(index, sample.spatial_shape)
     except _CASE_ERRORS as exc:
         summary.problems.append("segmentation: " + _describe(exc))
         return summary
-    summary.has_segmentation = True
     labels, counts = np.unique(seg, return_counts=True)
     summary.labels = tuple(int(v) for v in labels)
     summary.class_voxels = {int(v): int(n) for v, n in zip(labels, counts)}
@@ -414,7 +421,7 @@ def _dataset_problems(report: DatasetExploration) -> list[str]:
     dims = sorted({len(c.shape) for c in loaded if c.shape is not None})
     if len(dims) > 1:
         problems.append(f"cases have different numbers of axes {dims}")
-    segmented = [c for c in report.cases if c.has_segmentation]
+    segmented = [c for c in report.cases if c.labels_read]
     found = set(report.label_values)
     if report.cases and not segmented:
         problems.append("no case has a (readable) segmentation: the data can be predicted, not trained on")
@@ -468,7 +475,7 @@ def explore_dataset(
             as a data set at all (missing, no cases, unknown format, bad arguments). Errors
             of single cases are collected, not raised.
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     from miseg.cli.config import (
         PERMISSIVE_CLASSES,
@@ -498,7 +505,7 @@ def explore_dataset(
     class_samples: dict[int, list[np.ndarray]] = {}
     cases = [
         _explore_case(data_io, index, sample_voxels, samples, class_samples)
-        for index in tqdm(indices, desc="Exploring", unit="case", disable=not progress)
+        for index in tqdm(indices, desc="Exploring", unit="case", disable=None if progress else True)
     ]
     report = DatasetExploration(
         data_path=str(data_path),

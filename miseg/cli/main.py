@@ -322,6 +322,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with _environment(args):
             return _handlers()[args.handler](args, explicit)
+    except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading
+        return EXIT_ERROR
     except KeyboardInterrupt:
         print(f"{command}: interrupted", file=sys.stderr)
         return _EXIT_INTERRUPTED

@@ -294,32 +294,30 @@ def apply_flags(config: dict[str, Any], args: argparse.Namespace, explicit: set[
 def _apply_architecture(model: dict[str, Any], args: argparse.Namespace, given: Any) -> None:
     filters = args.filters if given("filters") else None
     depth = args.depth if given("depth") else None
+    current = model.get("architecture")
+    if isinstance(current, str):
+        current = {"class_name": current, "config": {}}
+    if not given("architecture") and filters is None and depth is None:
+        return
+    old = dict(current.get("config") or {})
     if given("architecture"):
-        current = model.get("architecture")
-        old = current.get("config", {}) if isinstance(current, dict) else {}
-        spec = architecture_spec(
-            args.architecture,
-            filters if filters is not None else old.get("n_filters"),
-            depth if depth is not None else old.get("depth"),
-        )
-        model["architecture"] = spec
-        return
-    if filters is None and depth is None:
-        return
-    spec = model.get("architecture")
-    if isinstance(spec, str):
-        spec = {"class_name": spec, "config": {}}
-    spec = {"class_name": spec["class_name"], "config": dict(spec.get("config") or {})}
-    probe = architecture_spec(spec["class_name"], filters, depth)  # keeps accepted arguments only
+        name, base = args.architecture, {}
+        keep = {k: old[k] for k in ("n_filters", "depth") if k in old}  # carried over when accepted
+    else:
+        name, base, keep = current["class_name"], old, {}
+    spec = architecture_spec(
+        name,
+        filters if filters is not None else keep.get("n_filters"),
+        depth if depth is not None else keep.get("depth"),
+    )
     dropped = [flag for flag, value, key in (("--filters", filters, "n_filters"), ("--depth", depth, "depth"))
-               if value is not None and key not in probe["config"]]
+               if value is not None and key not in spec["config"]]
     if dropped:
         raise ConfigurationError(
-            f"{', '.join(dropped)} do(es) not apply to architecture {spec['class_name']!r}; set its "
-            f"arguments in the config file (model.architecture.config)."
+            f"{' and '.join(dropped)} do(es) not apply to architecture {spec['class_name']!r}; set its "
+            f"arguments in a config file (model.architecture.config)."
         )
-    spec["config"].update(probe["config"])
-    model["architecture"] = spec
+    model["architecture"] = {"class_name": spec["class_name"], "config": {**base, **spec["config"]}}
 
 
 def _label_key(text: str) -> Any:

@@ -39,6 +39,8 @@ class NetworkSpec:
     keep_largest_component: bool
     prediction_batch_size: int | None
     weights_path: str
+    verbose: Any = "auto"
+    shuffle_batches: bool = True
 
     @classmethod
     def from_network(cls, network: Any, weights_path: str) -> "NetworkSpec":
@@ -64,6 +66,8 @@ class NetworkSpec:
             keep_largest_component=network.keep_largest_component,
             prediction_batch_size=network.prediction_batch_size,
             weights_path=weights_path,
+            verbose=getattr(network, "verbose", "auto"),
+            shuffle_batches=getattr(network, "shuffle_batches", True),
         )
 
     def build(self) -> Any:
@@ -78,6 +82,8 @@ class NetworkSpec:
             keep_largest_component=self.keep_largest_component,
             prediction_batch_size=self.prediction_batch_size,
         )
+        network.verbose = self.verbose
+        network.shuffle_batches = self.shuffle_batches
         # Weights only: the architecture was just built in this process (inside the strategy
         # scope and dtype policy), so no custom-layer deserialisation is involved.
         network.model.load_weights(self.weights_path)
@@ -187,7 +193,7 @@ def execute_fold(
     if save_models:
         if not leaf or not os.path.isfile(os.path.join(directory, _folds.MODEL_FILE)):
             _folds.save_model(model, directory)
-        files.append(_folds.MODEL_FILE if leaf else "model")
+        files.append(_folds.MODEL_FILE if leaf else "metadata.json")
     if draw_figures and history:
         from miseg.utils.plotting import plot_validation
 

@@ -21,7 +21,7 @@ import os
 import re
 import time
 import uuid
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -100,6 +100,15 @@ def check_positive_int(value: Any, name: str, allow_none: bool = False) -> Any:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ConfigurationError(f"{name} must be a positive int, got {value!r}.")
     return int(value)
+
+
+def check_seed(seed: Any) -> int | None:
+    """A seed as a plain non-negative int (or None), so it can be stored in JSON."""
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ConfigurationError(f"seed must be a non-negative int or None, got {seed!r}.")
+    return int(seed)
 
 
 def check_k_fold(k_fold: Any, n_samples: int) -> int:
@@ -323,6 +332,10 @@ def _adopt_fold_dirs(samples: Sequence[Any], k_fold: int, evaluation_path: str) 
         path = os.path.join(found[i], SAMPLE_LIST_FILE)
         if not os.path.isfile(path):
             raise _refuse(evaluation_path, f"fold_{i} results without a {SAMPLE_LIST_FILE}")
+        others = sorted(set(os.listdir(found[i])) - {SAMPLE_LIST_FILE})
+        if others:
+            raise _refuse(evaluation_path, f"fold_{i} results {others[:3]} without a {RUN_FILE} run "
+                                           f"description (written by another tool or version)")
         validation_folds.append(read_sample_list(path)[1] or [])
     splits = folds_to_splits(validation_folds)
     if sample_key(s for fold in validation_folds for s in fold) != sample_key(samples):
@@ -452,7 +465,8 @@ def keras_backed(model: Any) -> bool:
 
 
 def save_model(model: Any, directory: str) -> str:
-    """Store a trained model in ``directory`` (``model.keras`` for a network, a folder for a group)."""
+    """Store a trained model in ``directory``: ``model.keras`` for a network; a group writes
+    its ``metadata.json`` and ``group_<i>/`` member folders into ``directory`` itself."""
     if keras_backed(model):
         return model.dump(os.path.join(directory, MODEL_FILE))
-    return model.dump(os.path.join(directory, "model"))
+    return model.dump(directory)

@@ -65,7 +65,8 @@ def cross_validation(
         draw_figures: Write ``validation.loss.png``/``validation.<metric>.png`` per fold
             (plus box plots and overlays with the detailed evaluation).
         run_detailed_evaluation: Predict each fold's validation cases and write
-            ``detailed_validation.tsv`` per fold and for all folds together.
+            ``detailed_validation.tsv`` per fold and for all folds together. Cases are
+            scored with the fold's final weights (as in MIScnn), not the best checkpoint.
         callbacks: Keras callbacks, deep-copied for every fold, or a factory
             ``fold -> list of callbacks`` (needed for callbacks that cannot be copied;
             with an executor the factory must be picklable, i.e. a top-level function).
@@ -101,13 +102,13 @@ def cross_validation(
     """
     samples = _folds.check_sample_list(sample_list)
     k_fold = _folds.check_k_fold(k_fold, len(samples))
+    seed = _folds.check_seed(seed)
     epochs, iterations = _check_training(epochs, iterations)
     if run_detailed_evaluation or metrics is not None:
         from miseg.evaluation.detailed_validation import resolve_detailed_metrics
 
         resolve_detailed_metrics(metrics)
-    if executor is not None and not isinstance(executor, concurrent.futures.Executor) \
-            and not hasattr(executor, "submit"):
+    if executor is not None and not hasattr(executor, "submit"):
         raise ConfigurationError(f"executor must be a concurrent.futures.Executor, got {executor!r}.")
     splits = _folds.prepare_run(samples, k_fold, seed, evaluation_path)
     pending = _pending_folds(splits, evaluation_path, epochs, iterations, run_detailed_evaluation)
@@ -141,7 +142,7 @@ def _check_training(epochs: Any, iterations: Any) -> tuple[int, int | None]:
 def _pending_folds(splits: Sequence[tuple[list, list]], evaluation_path: str, epochs: int,
                    iterations: int | None, detailed: bool) -> list[int]:
     pending = []
-    for fold, (training, validation) in enumerate(splits):
+    for fold in range(len(splits)):
         marker = _folds.read_marker(_folds.fold_dir(evaluation_path, fold))
         if marker is None:
             pending.append(fold)
@@ -268,7 +269,7 @@ def split_folds(sample_list: Sequence[Any], k_fold: int = 3, evaluation_path: st
     """
     samples = _folds.check_sample_list(sample_list)
     k_fold = _folds.check_k_fold(k_fold, len(samples))
-    return _folds.prepare_run(samples, k_fold, seed, evaluation_path)
+    return _folds.prepare_run(samples, k_fold, _folds.check_seed(seed), evaluation_path)
 
 
 def run_fold(

@@ -137,7 +137,13 @@ def detailed_validation(
     from miseg.evaluation.reports import metrics_table, summary_table, wide_table, write_table
 
     names = resolve_detailed_metrics(metrics)
-    samples = _folds.check_sample_list(validation_samples, "validation_samples")
+    if isinstance(validation_samples, (str, bytes)):
+        raise ConfigurationError(
+            f"validation_samples must be a list of sample indices, got {validation_samples!r}."
+        )
+    samples = validation_samples.tolist() if isinstance(validation_samples, np.ndarray) else list(validation_samples)
+    if not samples:
+        raise ConfigurationError("validation_samples is empty; there is nothing to validate.")
     os.makedirs(evaluation_path, exist_ok=True)
     rows: list[dict] = []
     for index in _folds.progress(samples, "Detailed validation", unit="case"):

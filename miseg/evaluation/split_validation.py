@@ -65,6 +65,7 @@ def split_validation(
     """
     samples = _folds.check_sample_list(sample_list, minimum=2)
     n_val = _folds.validation_size(len(samples), percentage)
+    seed = _folds.check_seed(seed)
     epochs = _folds.check_positive_int(epochs, "epochs")
     iterations = _folds.check_positive_int(iterations, "iterations", allow_none=True)
     if run_detailed_evaluation or metrics is not None:

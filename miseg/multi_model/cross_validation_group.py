@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any, Sequence
 
+from miseg.errors import ConfigurationError
 from miseg.evaluation import _execution, _folds
 from miseg.multi_model.model import Model
 from miseg.multi_model.model_group import Model_Group, member_dir
@@ -35,8 +36,6 @@ class CrossValidationGroup(Model_Group):
     def __init__(self, model: Model, preprocessor: Any, folds: int, verify_preprocessor: bool = True) -> None:
         folds = _folds.check_positive_int(folds, "folds")
         if folds < 2:
-            from miseg.errors import ConfigurationError
-
             raise ConfigurationError(f"folds={folds} is too small; a cross-validation needs folds >= 2.")
         members = [model]
         for _ in range(folds - 1):
@@ -90,7 +89,12 @@ class CrossValidationGroup(Model_Group):
             One history dict per fold. The split is kept in ``fold_splits``.
         """
         samples = _folds.check_sample_list(samples, "samples")
-        _folds.check_k_fold(self.folds, len(samples))
+        seed = _folds.check_seed(seed)
+        if self.folds > len(samples):
+            raise ConfigurationError(
+                f"folds={self.folds} is larger than the number of samples ({len(samples)}); "
+                f"every fold needs at least one validation sample."
+            )
         epochs = _folds.check_positive_int(epochs, "epochs")
         iterations = _folds.check_positive_int(iterations, "iterations", allow_none=True)
         splits = _folds.folds_to_splits(_folds.split_into_folds(samples, self.folds, seed))

@@ -193,6 +193,12 @@ class Model_Group(Model):
             ConfigurationError: when ``activation_output`` is asked for but the aggregation
                 returned a label map.
         """
+        if aggregation_func is not None and not callable(aggregation_func):
+            raise ConfigurationError(
+                f"aggregation_func={aggregation_func!r} is not callable (Model_Group.predict's "
+                f"second parameter is the aggregation, as in MIScnn; pass return_output= and "
+                f"activation_output= as keywords)."
+            )
         aggregate = aggregation_func or mean_aggregation
         data_io = self.preprocessor.data_io
         results = []

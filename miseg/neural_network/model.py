@@ -44,6 +44,10 @@ class Neural_Network(Model):
         prediction_batch_size: Patches per forward pass at prediction (default: the
             preprocessor's batch size).
 
+    Attributes:
+        verbose: Keras ``fit`` verbosity (``"auto"``, 0, 1 or 2); the environment variable
+            ``MISEG_QUIET`` silences training output and progress bars.
+
     Example:
         >>> model = Neural_Network(preprocessor=pp, architecture=UNet_standard(depth=3))
         >>> model.train(train_ids, epochs=10)
@@ -88,6 +92,7 @@ class Neural_Network(Model):
         self.keep_largest_component = keep_largest_component
         self.prediction_batch_size = prediction_batch_size
         self.shuffle_batches = True
+        self.verbose: Any = "auto"
         if strategy is None and multi_gpu:
             import tensorflow as tf
 
@@ -164,6 +169,9 @@ class Neural_Network(Model):
             )
 
     # ------------------------------------------------------------------ training
+    def _verbosity(self) -> Any:
+        return 0 if os.environ.get("MISEG_QUIET") else self.verbose
+
     def _generator(self, samples: Sequence[Any], training: bool, validation: bool = False,
                    iterations: int | None = None) -> DataGenerator:
         return DataGenerator(
@@ -197,7 +205,7 @@ class Neural_Network(Model):
         self._sync_compilation(class_weight)
         generator = self._generator(sample_list, training=True, iterations=iterations)
         try:
-            return self.model.fit(generator, epochs=epochs, callbacks=list(callbacks or []), verbose=_verbosity())
+            return self.model.fit(generator, epochs=epochs, callbacks=list(callbacks or []), verbose=self._verbosity())
         finally:
             self._cleanup()
 
@@ -211,7 +219,7 @@ class Neural_Network(Model):
         val_gen = self._generator(validation_samples, training=True, validation=True)
         try:
             return self.model.fit(train_gen, validation_data=val_gen, epochs=epochs,
-                                  callbacks=list(callbacks or []), verbose=_verbosity())
+                                  callbacks=list(callbacks or []), verbose=self._verbosity())
         finally:
             self._cleanup()
 
@@ -367,10 +375,6 @@ def _freeze(value: Any) -> Any:
     if isinstance(value, (list, tuple, np.ndarray)):
         return tuple(float(v) for v in value)
     return value
-
-
-def _verbosity() -> Any:
-    return "auto" if os.environ.get("MISEG_QUIET") is None else 0
 
 
 def _progress(items: Sequence[Any], desc: str) -> Any:

@@ -314,7 +314,7 @@ def plot_overlays(
     path: str | os.PathLike,
     title: str | None = None,
     slice_index: int | None = None,
-    slice_axis: int = -1,
+    slice_axis: int | None = None,
     channel: int = 0,
 ) -> str:
     """An image slice with the contours of the truth (green) and prediction (red, dashed).
@@ -332,7 +332,8 @@ def plot_overlays(
         path: Output PNG.
         title: Figure title; the slice number is appended for 3D data.
         slice_index: Slice to show (3D only); ``None`` picks it as described.
-        slice_axis: Axis cut for 3D data.
+        slice_axis: Axis cut for 3D data; by default the shortest one (usually the
+            slice axis of CT/MR volumes, whichever array position it has).
         channel: Image channel shown when the image has a channel axis.
 
     Returns:
@@ -368,7 +369,7 @@ def plot_overlays(
         )
     label = title or ""
     if truth.ndim == 3:
-        axis = slice_axis % 3
+        axis = int(np.argmin(truth.shape[:3])) if slice_axis is None else slice_axis % 3
         if slice_index is None:
             slice_index = _pick_slice(truth, pred, axis)
         if not 0 <= slice_index < truth.shape[axis]:

@@ -195,6 +195,11 @@ def test_refuses_or_adopts_fold_folders_without_run_file(tmp_path):
     for fold, part in enumerate(parts):
         write_fold2disk(str(own / f"fold_{fold}" / "sample_list.json"),
                         [c for c in CASES if c not in part], part)
+    (own / "fold_1" / "history.tsv").write_text("epoch\tloss\n1\t0.5\n")
+    with pytest.raises(ConfigurationError, match="history.tsv"):  # foreign results stay untouched
+        split_folds(CASES, k_fold=3, evaluation_path=str(own))
+    assert (own / "fold_1" / "history.tsv").is_file()
+    os.remove(own / "fold_1" / "history.tsv")
     splits = split_folds(CASES, k_fold=3, evaluation_path=str(own), seed=5)
     assert [sorted(v) for _, v in splits] == parts
     assert json.load(open(own / "cross_validation.json"))["adopted_existing_folds"] is True
@@ -250,6 +255,16 @@ def test_split_folds_then_run_fold(tmp_path):
     assert len(log) == 1 and again["loss"] == pytest.approx(history["loss"])
     with pytest.raises(DataNotFoundError, match="split_folds"):
         run_fold(5, model, evaluation_path=path)
+
+
+def test_seed_is_validated_and_stored_plain(tmp_path):
+    path = str(tmp_path / "e")
+    first = split_folds(CASES, k_fold=2, evaluation_path=path, seed=np.int64(2))
+    assert json.load(open(os.path.join(path, "cross_validation.json")))["seed"] == 2
+    assert split_folds(CASES, k_fold=2, evaluation_path=path, seed=2) == first
+    for bad in (-1, 1.5, "2"):
+        with pytest.raises(ConfigurationError, match="seed"):
+            split_folds(CASES, k_fold=2, evaluation_path=str(tmp_path / "other"), seed=bad)
 
 
 def test_fold_file_helpers(tmp_path):
