@@ -187,3 +187,11 @@ def test_sample_extended_is_never_shared():
     c = Sample("c", np.zeros((4, 4)), 1, 2, extended=shared)
     c.extended["x"] = 1
     assert shared == {"spacing": (1.0, 1.0)}
+
+
+def test_atomic_writes_get_normal_permissions(tmp_path):
+    path = backup_history({"loss": [1.0]}, str(tmp_path))
+    mask = os.umask(0)
+    os.umask(mask)
+    assert os.stat(path).st_mode & 0o777 == 0o666 & ~mask
+    assert [p.name for p in tmp_path.iterdir()] == ["history.tsv"]  # no temporary files left
