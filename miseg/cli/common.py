@@ -75,8 +75,8 @@ def format_summary(table: Any, metrics: Sequence[str]) -> str:
     Example:
         >>> import pandas as pd
         >>> print(format_summary(pd.DataFrame({"class": [1, 1], "dice": [0.5, 0.7]}), ["dice"]))
-        class            dice
-            1  0.600 ± 0.141
+         class          dice
+             1 0.600 ± 0.141
     """
     import numpy as np
     import pandas as pd

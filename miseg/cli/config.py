@@ -35,6 +35,8 @@ from miseg.errors import ConfigurationError, DataError, DataNotFoundError, Miseg
 __all__ = [
     "INTERFACE_NAMES",
     "ARCHITECTURE_NAMES",
+    "ARCHITECTURE_FLAGS",
+    "PERMISSIVE_CLASSES",
     "default_config",
     "merge_config",
     "validate_config",
@@ -42,19 +44,25 @@ __all__ = [
     "save_config",
     "dump_config",
     "model_config_path",
+    "split_spec",
     "detect_interface",
+    "interface_name",
+    "resolve_data_section",
     "build_interface",
     "build_data_io",
     "build_subfunctions",
     "build_augmentation",
     "build_preprocessor",
     "build_architecture",
+    "architecture_spec",
     "build_loss",
     "build_metrics",
     "build_network",
     "resolve_patch_shape",
     "Pipeline",
     "build_pipeline",
+    "split_fraction",
+    "describe_error",
 ]
 
 #: CLI interface names -> class names in ``miseg.data_loading.interfaces``.
@@ -301,8 +309,12 @@ def _import_object(name: str, what: str) -> Any:
         raise ConfigurationError(f"{what} {name!r} cannot be imported: {exc}") from exc
 
 
-def _split_spec(spec: Any, what: str) -> tuple[str, dict[str, Any]]:
-    """``"Name"`` / ``{"class_name": Name, "config": {...}}`` / ``{Name: {...}}`` -> (name, kwargs)."""
+def split_spec(spec: Any, what: str) -> tuple[str, dict[str, Any]]:
+    """``"Name"`` / ``{"class_name": Name, "config": {...}}`` / ``{Name: {...}}`` -> (name, kwargs).
+
+    Raises:
+        ConfigurationError: for any other form (``what`` names the entry in the message).
+    """
     if isinstance(spec, str):
         return spec, {}
     if isinstance(spec, Mapping):
@@ -345,12 +357,22 @@ def _file_endings(name: str) -> list[str]:
     return endings
 
 
+def _is_dicom(path: str) -> bool:
+    """Whether a file carries the DICOM Part 10 preamble (``DICM`` at byte 128)."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(132)[128:] == b"DICM"
+    except OSError:
+        return False
+
+
 def detect_interface(data_path: str, max_files: int = 500) -> tuple[str, dict[str, Any]]:
     """Guess the interface of a data folder from its file endings (MIScnn's ``Unknown`` type).
 
     The endings of up to ``max_files`` files below ``data_path`` are mapped with
     ``get_data_interface_from_file_term``; the interface claiming most files wins (NIfTI
-    before the slicer for ``.nii.gz``, as in MIScnn).
+    before the slicer for ``.nii.gz``, as in MIScnn). Files without an ending count as DICOM
+    when they carry the DICOM preamble.
 
     Returns:
         ``(name, options)``: a key of :data:`INTERFACE_NAMES` and interface arguments that
@@ -374,6 +396,9 @@ def detect_interface(data_path: str, max_files: int = 500) -> tuple[str, dict[st
             if name.startswith("."):
                 continue
             seen += 1
+            if not _file_endings(name) and _is_dicom(os.path.join(root, name)):
+                counts["DICOM_interface"] = counts.get("DICOM_interface", 0) + 1  # PACS exports: no suffix
+                continue
             for ending in _file_endings(name):
                 if ending not in cache:
                     cache[ending] = get_data_interface_from_file_term(ending)
@@ -504,26 +529,13 @@ def build_subfunctions(specs: Sequence[Any] | None) -> list[Any]:
 
     result = []
     for spec in specs or []:
-        name, kwargs = _split_spec(spec, "subfunction")
+        name, kwargs = split_spec(spec, "subfunction")
         if name in module.__all__ and inspect.isclass(getattr(module, name)):
             cls = getattr(module, name)
         else:
             cls = _import_object(name, "subfunction")
         result.append(_construct(cls, kwargs, f"subfunction {name}"))
     return result
-
-
-def subfunction_specs(subfunctions: Sequence[Any]) -> list[dict[str, Any]]:
-    """Config specs of subfunction instances (``class_name`` + ``get_config()``)."""
-    from miseg.processing import subfunctions as module
-
-    specs = []
-    for sf in subfunctions:
-        cls = type(sf)
-        name = cls.__name__ if getattr(module, cls.__name__, None) is cls else f"{cls.__module__}.{cls.__qualname__}"
-        config = sf.get_config() if hasattr(sf, "get_config") else {}
-        specs.append({"class_name": name, "config": _plain(config)})
-    return specs
 
 
 def build_augmentation(section: Mapping[str, Any], seed: int | None) -> Any:
@@ -545,7 +557,7 @@ def resolve_patch_shape(config: dict[str, Any], data_io: Any) -> dict[str, Any]:
     shape is what the saved config records, so a repeated run uses the same patches.
     """
     pre = config["preprocessing"]
-    _, arch_kwargs = _split_spec(config["model"]["architecture"], "architecture")
+    _, arch_kwargs = split_spec(config["model"]["architecture"], "architecture")
     if "depth" in arch_kwargs:
         depth = int(arch_kwargs["depth"])
     elif "feature_maps" in arch_kwargs:
@@ -574,7 +586,7 @@ def resolve_patch_shape(config: dict[str, Any], data_io: Any) -> dict[str, Any]:
     shape = [float(s) for s in list(getattr(image, "shape", ()))[:dims]]
     spacing = (extended or {}).get("spacing")
     for spec in pre.get("subfunctions") or []:
-        name, kwargs = _split_spec(spec, "subfunction")
+        name, kwargs = split_spec(spec, "subfunction")
         if name == "Resampling" and spacing is not None:
             target = kwargs.get("new_spacing", (1, 1, 1))
             target = [float(target)] * dims if isinstance(target, (int, float)) else [float(t) for t in target]
@@ -619,7 +631,7 @@ def build_architecture(spec: Any) -> Any:
     """
     from miseg.neural_network.architecture import unet
 
-    name, kwargs = _split_spec(spec, "architecture")
+    name, kwargs = split_spec(spec, "architecture")
     class_name = ARCHITECTURE_NAMES.get(name, name)
     if class_name in unet.__all__:
         cls = getattr(unet, class_name)
@@ -671,7 +683,7 @@ def build_loss(spec: Any) -> Any:
     """A loss from ``model.loss``: a function name (``"tversky_loss"``), a loss class with
     arguments (``{"class_name": "TverskyLoss", "config": {"alpha": 0.3}}``), a factory
     (``"focal_tversky_loss"``) or an import path."""
-    name, kwargs = _split_spec(spec, "loss")
+    name, kwargs = split_spec(spec, "loss")
     return _loss_like(name, kwargs, "loss")
 
 
@@ -679,7 +691,7 @@ def build_metrics(specs: Sequence[Any] | None) -> list[Any]:
     """Training metrics from ``model.metrics`` (names in ``miseg.neural_network.metrics``)."""
     result = []
     for spec in specs or []:
-        name, kwargs = _split_spec(spec, "metric")
+        name, kwargs = split_spec(spec, "metric")
         result.append(_loss_like(name, kwargs, "metric"))
     return result
 
@@ -739,6 +751,7 @@ def build_pipeline(config: Mapping[str, Any], training: bool = True, output_path
     """
     config = merge_config(default_config(), config)
     validate_config(config)
+    config["miseg_version"] = default_config()["miseg_version"]  # the version that runs it
     resolve_data_section(config)
     if config["training"].get("seed") is None:
         import secrets

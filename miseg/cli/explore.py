@@ -521,7 +521,11 @@ def explore_dataset(
 
 
 # ---------------------------------------------------------------------------------- commands
-_MISCNN_TYPES = {"NIFTI": "nifti", "DICOM": "dicom", "IMG": "image", "Unknown": "auto"}
+def _miscnn_type(name: str) -> str:
+    """MIScnn's ``-t`` value (``NIFTI``, ``DICOM``, ``IMG``, ``Unknown``) as an interface name."""
+    from miseg.cli.config import interface_name
+
+    return "auto" if name == "Unknown" else interface_name(name)
 
 
 def _data_path(args: Any) -> str:
@@ -561,7 +565,7 @@ def run_data_exp(args: Any, explicit: set[str]) -> int:
     """MIScnn's ``data_exp``: the exploration report, ``-e`` writes the CSV."""
     from miseg.cli.common import progress_enabled
 
-    report = explore_dataset(_data_path(args), interface=_MISCNN_TYPES[args.type], progress=progress_enabled(args))
+    report = explore_dataset(_data_path(args), interface=_miscnn_type(args.type), progress=progress_enabled(args))
     print(report.summary())
     if args.export:
         print(f"Per-case table written to {report.write_csv(args.export)}")
@@ -572,7 +576,7 @@ def run_verify(args: Any, explicit: set[str]) -> int:
     """MIScnn's ``verify``: load every case; list problems; 1 when there are any."""
     from miseg.cli.common import progress_enabled
 
-    report = explore_dataset(_data_path(args), interface=_MISCNN_TYPES[args.type], classes=args.classes,
+    report = explore_dataset(_data_path(args), interface=_miscnn_type(args.type), classes=args.classes,
                              progress=progress_enabled(args))
     problems = report.problems()
     for case, message in problems:

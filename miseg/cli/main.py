@@ -340,7 +340,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - the command line reports every failure as one line
         if args.debug:
             traceback.print_exc()
-        print(f"{command}: error: unexpected {_one_line(exc)} (rerun with --debug for the traceback)",
+        from miseg.cli.config import describe_error
+
+        print(f"{command}: error: unexpected {describe_error(exc)} (rerun with --debug for the traceback)",
               file=sys.stderr)
         return EXIT_ERROR
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from typing import Any, Iterable
 
-from miseg.cli.config import ARCHITECTURE_NAMES, INTERFACE_NAMES, architecture_spec, default_config
+from miseg.cli.config import ARCHITECTURE_NAMES, INTERFACE_NAMES, architecture_spec, default_config, split_spec
 from miseg.errors import ConfigurationError
 
 __all__ = ["ArgumentBuilder", "add_data_options", "add_pipeline_options", "apply_flags"]
@@ -183,8 +183,7 @@ def add_pipeline_options(parser: argparse.ArgumentParser, b: ArgumentBuilder) ->
 # ------------------------------------------------------------------------------ flags -> config
 def _subfunction_index(specs: list[Any], name: str) -> int | None:
     for i, spec in enumerate(specs):
-        spec_name = spec if isinstance(spec, str) else spec.get("class_name", next(iter(spec), None))
-        if spec_name == name:
+        if split_spec(spec, "subfunction")[0] == name:
             return i
     return None
 
@@ -219,7 +218,6 @@ def apply_flags(config: dict[str, Any], args: argparse.Namespace, explicit: set[
         return dest in explicit
 
     data, pre = config["data"], config["preprocessing"]
-    aug, model, training = config["augmentation"], config["model"], config["training"]
 
     if given("data") and args.data is not None:
         data["path"] = args.data
@@ -246,7 +244,9 @@ def apply_flags(config: dict[str, Any], args: argparse.Namespace, explicit: set[
         _set_subfunction(specs, "Clipping", {"min": low, "max": high}, before=("Normalization",))
     if given("normalization"):
         mode = args.normalization
-        _set_subfunction(specs, "Normalization", None if mode == "none" else {"mode": mode})
+        index = _subfunction_index(specs, "Normalization")
+        kept = split_spec(specs[index], "subfunction")[1] if index is not None else {}  # e.g. foreground_only
+        _set_subfunction(specs, "Normalization", None if mode == "none" else {**kept, "mode": mode})
     pre["subfunctions"] = specs
     simple = {
         "analysis": ("preprocessing", "analysis"),
@@ -287,7 +287,7 @@ def apply_flags(config: dict[str, Any], args: argparse.Namespace, explicit: set[
             pre["patch_shape"] = "auto"
         else:
             pre["patch_shape"] = [int(s) for s in shape]
-    _apply_architecture(model, args, given)
+    _apply_architecture(config["model"], args, given)
     return config
 
 

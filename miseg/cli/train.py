@@ -19,8 +19,6 @@ def history_path(model_path: str) -> str:
 def run_train(args: argparse.Namespace, explicit: set[str]) -> int:
     """Train on the labelled cases; write ``<model>``, ``<model>.config.yaml`` and the history."""
     config = config_from_args(args, explicit)
-    if "validation_fraction" in explicit:
-        config["training"]["validation_fraction"] = args.validation_fraction
     pipeline = build_pipeline(config, training=True, with_network=not args.dry_run)
     config = pipeline.config
     if args.save_config:

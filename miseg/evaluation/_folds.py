@@ -55,7 +55,7 @@ def quiet() -> bool:
 
 def progress(items: Iterable[Any], desc: str, total: int | None = None, unit: str = "it") -> Any:
     """A tqdm progress bar over ``items``, disabled when ``MISEG_QUIET`` is set."""
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     return tqdm(items, desc=desc, total=total, unit=unit, disable=quiet())
 

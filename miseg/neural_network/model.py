@@ -380,6 +380,6 @@ def _freeze(value: Any) -> Any:
 def _progress(items: Sequence[Any], desc: str) -> Any:
     if len(items) < 2 or os.environ.get("MISEG_QUIET"):
         return items
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     return tqdm(items, desc=desc, unit="case")

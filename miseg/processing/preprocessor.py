@@ -477,7 +477,7 @@ class Preprocessor:
             k += len(batch)
         if accumulator is None or k != len(plan):
             raise DataError(f"Expected {len(plan)} patch predictions, got {k}.")
-        return accumulator.result()[plan.crop]
+        return accumulator.result(copy=False)[plan.crop]
 
     def finish_prediction(self, sample: Sample | Any, probabilities: np.ndarray,
                           activation_output: bool = False) -> np.ndarray:

@@ -507,7 +507,7 @@ def visualize_pixel_dist(
         raise ConfigurationError(f"max={max!r} must be larger than min={min!r}.")
     if int(bins) < 1:
         raise ConfigurationError(f"bins={bins!r} must be >= 1.")
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     indices = list(sample_list)
     edges = np.linspace(min, max, int(bins) + 1)

@@ -212,6 +212,25 @@ def test_usage_errors_exit_2(kits, tmp_path, capsys):
     assert code == 2 and "--filters" in err
 
 
+def test_unexpected_errors_and_interrupts_are_one_line(kits, capsys, monkeypatch):
+    import miseg.cli.explore as explore_module
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("something broke\nsecond line")
+
+    monkeypatch.setattr(explore_module, "explore_dataset", boom)
+    code, _, err = _run(capsys, ["explore", kits])
+    assert code == 1 and err == "miseg explore: error: unexpected RuntimeError: something broke " \
+                                "(rerun with --debug for the traceback)\n"
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(explore_module, "explore_dataset", interrupt)
+    code, _, err = _run(capsys, ["explore", kits])
+    assert code == 130 and err == "miseg explore: interrupted\n"
+
+
 def test_result_subprocess_exit_codes(tmp_path):
     result = _subprocess(["-m", "miseg", "explore", str(tmp_path / "missing")], tmp_path)
     assert result.returncode == 1 and "Traceback" not in result.stderr
@@ -265,6 +284,37 @@ def test_config_round_trip_reproduces_the_settings(kits, tmp_path, capsys):
     assert pp.subfunctions[1].get_config() == {"min": -100.0, "max": 300.0}
     assert pp.data_augmentation is not None and pp.data_augmentation.mirror is True
     assert pipeline.data_io.interface.classes == 3 and pipeline.data_io.seed == 3
+
+
+def test_config_file_short_forms_import_paths_and_flag_edits(kits, tmp_path, capsys):
+    config = tmp_path / "short.yaml"
+    config.write_text(
+        f"data: {{path: {kits}, classes: 3}}\n"
+        "preprocessing:\n"
+        "  patch_shape: [16, 16, 16]\n"
+        "  subfunctions:\n"
+        "    - miseg.processing.subfunctions.clipping.Clipping: {min: -50, max: 250}\n"
+        "    - Normalization: {mode: z-score, foreground_only: true}\n"
+        "model:\n"
+        "  architecture: {class_name: UNet_standard, config: {n_filters: 4, depth: 2}}\n"
+        "  loss: {class_name: TverskyLoss, config: {alpha: 0.3, beta: 0.7}}\n"
+        "training: {seed: 1}\n"
+    )
+    saved = tmp_path / "effective.yaml"
+    code, _, err = _run(capsys, ["train", "--config", str(config), "--normalization", "minmax",
+                                 "--save-config", str(saved), "--dry-run"])
+    assert code == 0, err
+    effective = load_config(saved)
+    assert effective["preprocessing"]["subfunctions"][1] == {
+        "class_name": "Normalization", "config": {"mode": "minmax", "foreground_only": True}}
+    pipeline = build_pipeline(effective, with_network=False)
+    clip, norm = pipeline.preprocessor.subfunctions
+    assert type(clip).__name__ == "Clipping" and clip.get_config() == {"min": -50, "max": 250}
+    assert norm.get_config()["foreground_only"] is True and norm.get_config()["mode"] == "minmax"
+    from miseg.cli.config import build_loss
+
+    loss = build_loss(effective["model"]["loss"])
+    assert type(loss).__name__ == "TverskyLoss" and loss.alpha == pytest.approx(0.3)
 
 
 def test_architecture_flag_table_matches_the_classes():
@@ -331,6 +381,13 @@ def test_train_predict_evaluate_round_trip(kits, tmp_path, capsys):
     row = by_files[(by_files["sample_id"] == "case_00000") & (by_files["class"] == 1)]
     assert float(row["dice"].iloc[0]) == pytest.approx(dice)
 
+    unlabelled = tmp_path / "new_patients"
+    write_kits_dataset(str(unlabelled), n_cases=1, shape=(16, 32, 32), seed=9, with_segmentation=False)
+    code, out, err = _run(capsys, ["predict", str(unlabelled), "-m", str(model), "-o", str(tmp_path / "p_new"),
+                                   "--tta"])
+    assert code == 0, err
+    assert os.listdir(tmp_path / "p_new") == ["case_00000.nii.gz"]
+
     code, _, err = _run(capsys, ["predict", kits, "-m", str(model), "-o", str(tmp_path / "p2"), "--format", "seg"])
     assert code == 2 and "needs DICOM data" in err
 
@@ -387,3 +444,50 @@ def test_cleanup_deletes_only_miseg_files(tmp_path, capsys, monkeypatch):
     assert all(path.read_text() == "user data" for path in keep)
     assert sorted(p.name for p in batches.iterdir()) == ["7.lonely.npz", "notes.txt", "preprocessed"]
     assert not cache.exists()
+
+
+# ------------------------------------------------------------------------------ DICOM
+def _dicom_cases(path, n=2):
+    from miseg.datasets import make_kits_phantom
+    from miseg.datasets.dicom import write_dicom_study
+
+    for i in range(n):
+        image, labels, _ = make_kits_phantom((16, 32, 32), (3.0, 0.8, 0.8), seed=i)
+        write_dicom_study(str(path / f"patient_{i}"), image.transpose(2, 1, 0), labels.transpose(2, 1, 0),
+                          (0.8, 0.8, 3.0), label_names={1: "Kidney", 2: "Tumor"}, seed=i)
+
+
+def test_dicom_without_file_endings_is_detected(tmp_path, capsys):
+    from miseg.cli.config import detect_interface
+
+    data = tmp_path / "pacs"
+    _dicom_cases(data, n=1)
+    for root, _, files in os.walk(data):
+        for name in files:
+            os.rename(os.path.join(root, name), os.path.join(root, name[: -len(".dcm")]))
+    assert detect_interface(str(data)) == ("dicom", {})
+    code, out, err = _run(capsys, ["explore", str(data), "--structure", "Kidney=1", "--structure", "Tumor=2"])
+    assert code == 0, err
+    assert "DICOM_interface, 3D" in out and "32x32x16" in out and "LPS (1)" in out and "0 1 2" in out
+
+
+def test_dicom_train_and_predict_rtstruct(tmp_path, capsys):
+    data = tmp_path / "dicom"
+    _dicom_cases(data, n=2)
+    model = tmp_path / "dicom_model.keras"
+    code, _, err = _run(capsys, ["train", str(data), *TINY, "--iterations", "1", "--structure", "Kidney=1",
+                                 "--structure", "Tumor=2", "-o", str(model)])
+    assert code == 0, err
+    recorded = load_config(model_config_path(str(model)))
+    assert recorded["data"]["interface"] == "dicom"
+    assert recorded["data"]["options"]["structure_dict"] == {"Kidney": 1, "Tumor": 2}
+    out_dir = tmp_path / "rt"
+    code, _, err = _run(capsys, ["predict", str(data), "-m", str(model), "-o", str(out_dir), "--format", "rtstruct",
+                                 "--cases", "patient_1"])
+    assert code == 0, err
+    assert sorted(os.listdir(out_dir)) == ["patient_1.rtstruct.dcm"]
+    import pydicom
+
+    ds = pydicom.dcmread(out_dir / "patient_1.rtstruct.dcm")
+    assert ds.Modality == "RTSTRUCT"
+    assert [roi.ROIName for roi in ds.StructureSetROISequence] == ["Kidney", "Tumor"]
