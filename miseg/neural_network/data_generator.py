@@ -35,6 +35,7 @@ class DataGenerator(keras.utils.PyDataset):
         use_multiprocessing: Workers are processes (recommended: augmentation is CPU-bound
             Python/NumPy that threads cannot parallelise).
         max_queue_size: Batches prepared ahead.
+        divisor: fullimage only: images are padded up to a multiple of this per axis.
     """
 
     def __init__(
@@ -49,6 +50,7 @@ class DataGenerator(keras.utils.PyDataset):
         workers: int = 1,
         use_multiprocessing: bool = False,
         max_queue_size: int = 10,
+        divisor: Sequence[int] | None = None,
     ) -> None:
         super().__init__(workers=workers, use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size)
         if isinstance(sample_list, np.ndarray):
@@ -67,6 +69,7 @@ class DataGenerator(keras.utils.PyDataset):
         self.iterations = iterations
         self.seed = int(seed) if seed is not None else int(preprocessor.seed)
         self.epoch = 0
+        self.divisor = divisor
         self._pointers: int | None = None
         self._prediction_batches: list | None = None
         if preprocessor.prepare_subfunctions:
@@ -121,7 +124,8 @@ class DataGenerator(keras.utils.PyDataset):
         for j in range(k):
             position = (idx * k + j) % len(order)
             rng = np.random.default_rng([self.seed, int(self.validation), epoch, idx, j])
-            items.extend(pp.training_items(order[position], per_case, rng, augment=not self.validation))
+            items.extend(pp.training_items(order[position], per_case, rng, augment=not self.validation,
+                                            divisor=self.divisor))
             if len(items) >= pp.batch_size:
                 break
         return pp.to_batch(items[: pp.batch_size])

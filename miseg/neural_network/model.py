@@ -178,8 +178,14 @@ class Neural_Network(Model):
             list(samples), self.preprocessor, training=training, validation=validation,
             shuffle=self.shuffle_batches, iterations=iterations,
             workers=max(1, self.workers), use_multiprocessing=self.use_multiprocessing and self.workers > 0,
-            max_queue_size=self.batch_queue_size,
+            max_queue_size=self.batch_queue_size, divisor=self._divisor(),
         )
+
+    def _divisor(self) -> tuple[int, ...] | None:
+        """fullimage: the network's total downsampling per axis (images are padded to it)."""
+        if self.preprocessor.analysis != "fullimage":
+            return None
+        return downsampling_factors(self.model)
 
     def _cleanup(self) -> None:
         pp = self.preprocessor
@@ -280,7 +286,7 @@ class Neural_Network(Model):
         results = []
         for index in _progress(sample_list, "Predicting"):
             sample = pp.load_sample(index, training=False)
-            plan = pp.prediction_plan(sample)
+            plan = pp.prediction_plan(sample, self._divisor())
             probabilities = self._predict_probabilities(plan, flips)
             prediction = pp.finish_prediction(sample, probabilities, activation_output)
             if self.keep_largest_component and not activation_output:
@@ -303,7 +309,7 @@ class Neural_Network(Model):
         self._check_indices([sample_index])
         pp = self.preprocessor
         sample = pp.load_sample(sample_index, training=False)
-        plan = pp.prediction_plan(sample)
+        plan = pp.prediction_plan(sample, self._divisor())
         dims = 3 if self.three_dim else 2
         return [
             pp.finish_prediction(sample, self._predict_probabilities(plan, [(axis,)]), True)
@@ -367,6 +373,26 @@ class Neural_Network(Model):
         self.model = model
         self._compile()
         self.initialization_weights = self.model.get_weights()
+
+
+def downsampling_factors(model: keras.Model) -> tuple[int, ...]:
+    """Product of the pooling sizes and convolution strides per spatial axis of a model.
+
+    An upper bound of the factor that input sizes must be divisible by (strided
+    convolutions inside attention gates are counted too, which only pads a little more).
+    """
+    rank = len(model.input_shape) - 2
+    factors = [1] * rank
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if "Transpose" in type(layer).__name__ or "UpSampling" in type(layer).__name__:
+            continue
+        step = getattr(layer, "pool_size", None) or getattr(layer, "strides", None)
+        if step is None:
+            continue
+        step = (step,) * rank if isinstance(step, int) else tuple(step)
+        if len(step) == rank:
+            factors = [f * int(s) for f, s in zip(factors, step)]
+    return tuple(factors)
 
 
 def _freeze(value: Any) -> Any:

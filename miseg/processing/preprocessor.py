@@ -231,8 +231,6 @@ class Preprocessor:
         """Training patches drawn per loaded volume."""
         if self._patches_per_sample is not None:
             return self._patches_per_sample
-        if self.analysis == "fullimage":
-            return self.data_augmentation.cycles if self.data_augmentation is not None else 1
         return self.data_augmentation.cycles if self.data_augmentation is not None else 1
 
     @patches_per_sample.setter
@@ -289,7 +287,8 @@ class Preprocessor:
         if not self.prepare_subfunctions:
             return self._preprocess(index, training)
         signature = self._data_signature(index)
-        if not signature and not isinstance(getattr(self.data_io, "input_path", None), str):
+        if not signature:
+            # No files to fingerprint (in-memory data): a disk cache could go stale unnoticed.
             return self._preprocess(index, training)
         prefix = os.path.join(self._cache_dir(), f"{'train' if training else 'pred'}.{safe_filename(index)}")
         meta_path = prefix + ".json"
@@ -351,7 +350,8 @@ class Preprocessor:
         return out_img[0], out_seg[0]
 
     def training_items(self, index: Any, n: int, rng: np.random.Generator,
-                       augment: bool = True) -> list[tuple[np.ndarray, np.ndarray]]:
+                       augment: bool = True, divisor: Sequence[int] | None = None
+                       ) -> list[tuple[np.ndarray, np.ndarray]]:
         """``n`` training items ``(image, label map)`` from one case.
 
         Args:
@@ -359,12 +359,18 @@ class Preprocessor:
             n: Number of items (patches, or augmented copies for fullimage).
             rng: Generator deciding crop positions and augmentation draws.
             augment: Apply data augmentation (off for validation).
+            divisor: fullimage only: pad images up to a multiple of this per axis (the
+                network's total downsampling), so any image size fits the network.
         """
         sample, locations = self._training_sample(index)
         img, seg = sample.img_data, sample.seg_data
         augment = augment and self.data_augmentation is not None
         items = []
         if self.analysis == "fullimage":
+            if divisor is not None:
+                target = _round_up(img.shape[:-1], divisor)
+                img, _ = _pad_centered(img, target, self._pad_value(img))
+                seg, _ = _pad_centered(seg, target, 0)
             for _ in range(n):
                 items.append(self._augment(img, seg, rng, None) if augment else (img, seg))
             return items
@@ -444,22 +450,23 @@ class Preprocessor:
         return len(batches) - 1
 
     # ------------------------------------------------------------------ prediction
-    def prediction_plan(self, sample: Sample) -> PredictionPlan:
-        """Pad the sample up to the patch size where needed and lay out the grid."""
+    def prediction_plan(self, sample: Sample, divisor: Sequence[int] | None = None) -> PredictionPlan:
+        """Pad the sample up to the patch size where needed and lay out the grid.
+
+        Args:
+            sample: A preprocessed sample.
+            divisor: fullimage only: pad up to a multiple of this per axis (the network's
+                total downsampling); the padding is cropped off the merged prediction.
+        """
         img = np.asarray(sample.img_data, dtype=np.float32)
         spatial = img.shape[:-1]
         if self.analysis == "fullimage":
-            crop = tuple(slice(0, s) for s in spatial)
-            return PredictionPlan(img, [(0,) * len(spatial)], tuple(spatial), crop)
+            target = _round_up(spatial, divisor) if divisor is not None else spatial
+            img, crop = _pad_centered(img, target, self._pad_value(img))
+            return PredictionPlan(img, [(0,) * len(spatial)], tuple(target), crop)
         window = self.patch_shape
         target = tuple(max(s, w) for s, w in zip(spatial, window))
-        before = [(t - s) // 2 for s, t in zip(spatial, target)]
-        if target != spatial:
-            padded = np.empty(target + img.shape[-1:], dtype=np.float32)
-            padded[...] = self._pad_value(img)
-            padded[tuple(slice(b, b + s) for b, s in zip(before, spatial))] = img
-            img = padded
-        crop = tuple(slice(b, b + s) for b, s in zip(before, spatial))
+        img, crop = _pad_centered(img, target, self._pad_value(img))
         positions = grid_positions(target, window, self.prediction_overlap())
         return PredictionPlan(img, positions, window, crop)
 
@@ -509,6 +516,29 @@ class Preprocessor:
         if not isinstance(sample, Sample):
             sample = self.cache.get(index, sample)
         return self.finish_prediction(sample, probabilities, activation_output)
+
+
+def _round_up(shape: Sequence[int], divisor: Sequence[int] | int) -> tuple[int, ...]:
+    divisor = (divisor,) * len(shape) if isinstance(divisor, (int, np.integer)) else tuple(divisor)
+    return tuple(int(math.ceil(s / d) * d) for s, d in zip(shape, divisor))
+
+
+def _pad_centered(array: np.ndarray, target: Sequence[int], value: Any) -> tuple[np.ndarray, tuple[slice, ...]]:
+    """Pad the spatial axes of a channels-last array up to ``target`` (floor before, rest after).
+
+    Returns the padded array (the input itself when nothing is needed) and the slices that
+    cut the original back out.
+    """
+    spatial = array.shape[:-1]
+    target = tuple(int(t) for t in target)
+    before = [(t - s) // 2 for s, t in zip(spatial, target)]
+    crop = tuple(slice(b, b + s) for b, s in zip(before, spatial))
+    if target == tuple(spatial):
+        return array, crop
+    padded = np.empty(target + array.shape[-1:], dtype=array.dtype)
+    padded[...] = value
+    padded[crop] = array
+    return padded, crop
 
 
 def _prepare_one(args: tuple[Preprocessor, Any, bool]) -> None:

@@ -191,3 +191,16 @@ def test_copy_is_independent():
         np.testing.assert_array_equal(a, b)
     clone.train(["case_0"], epochs=1, iterations=1)
     assert any(not np.array_equal(a, b) for a, b in zip(nn.model.get_weights(), clone.model.get_weights()))
+
+
+def test_fullimage_pads_any_image_size_to_the_network_and_crops_back(memory_io):
+    keras.utils.set_random_seed(0)
+    cases = {k: (v[0][:, :, 0], v[1][:, :, 0]) for k, v in blob_cases(2, shape=(13, 19, 1)).items()}
+    dio = Data_IO(memory_io(cases, three_dim=False), "unused", seed=1)
+    pp = Preprocessor(dio, batch_size=1, data_aug=None, analysis="fullimage")
+    nn = Neural_Network(pp, architecture=UNet_standard(n_filters=4, depth=2), workers=0)
+    from miseg.neural_network.model import downsampling_factors
+
+    assert downsampling_factors(nn.model) == (4, 4)
+    nn.train(["case_0"], epochs=1)
+    assert nn.predict(["case_1"], return_output=True)[0].shape == (13, 19)
