@@ -30,6 +30,7 @@ setup(
         "tqdm>=4.60",
         "pillow>=10.0",
         "pyyaml>=6.0",
+        "SimpleITK>=2.2",
     ],
     extras_require={
         "test": [
