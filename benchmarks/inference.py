@@ -36,7 +36,7 @@ def main():
     sample = pp.load_sample(index, training=False)
     plan = pp.prediction_plan(sample)
     patches = plan.patches()
-    nn.model.predict(patches[:2], batch_size=2, verbose=0)  # warm-up
+    nn.model.predict(patches, batch_size=2, verbose=0)  # warm-up (traces full and last partial batch)
     start = time.perf_counter()
     nn.model.predict(patches, batch_size=2, verbose=0)
     model_time = time.perf_counter() - start

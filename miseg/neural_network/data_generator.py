@@ -9,6 +9,7 @@ parallel worker processes (``workers``/``use_multiprocessing``) while the model 
 from __future__ import annotations
 
 import math
+import os
 from typing import Any, Sequence
 
 import keras
@@ -70,6 +71,9 @@ class DataGenerator(keras.utils.PyDataset):
         self.seed = int(seed) if seed is not None else int(preprocessor.seed)
         self.epoch = 0
         self.divisor = divisor
+        self.worker_niceness = 10
+        self._owner_pid = os.getpid()
+        self._niced = False
         self._pointers: int | None = None
         self._prediction_batches: list | None = None
         if preprocessor.prepare_subfunctions:
@@ -105,7 +109,21 @@ class DataGenerator(keras.utils.PyDataset):
             return [self.sample_list[i] for i in perm]
         return self.sample_list
 
+    def _lower_worker_priority(self) -> None:
+        """In a worker process, yield the CPU to the model's threads.
+
+        On small machines the model already keeps every core busy; at a lower priority the
+        workers use the cycles the model leaves idle instead of slowing its steps down.
+        """
+        if not self._niced and os.getpid() != self._owner_pid and self.worker_niceness:
+            self._niced = True
+            try:
+                os.nice(self.worker_niceness)
+            except (AttributeError, OSError):  # not available on this platform
+                pass
+
     def __getitem__(self, idx: int) -> Any:
+        self._lower_worker_priority()
         pp = self.preprocessor
         if self._pointers is not None:
             pointer = idx % self._pointers
