@@ -84,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"Reusing the phantom data set in {data_dir}")
     n_train, n_test = (4, 2) if args.quick else (10, 3)
     shape = (16, 32, 32) if args.quick else (32, 64, 64)
-    epochs = 2 if args.quick else 24
+    epochs = 2 if args.quick else 30
     keras.utils.set_random_seed(args.seed)
 
     _banner("1. Phantom data set (KiTS19 layout: case_XXXXX/imaging.nii.gz, segmentation.nii.gz)")
@@ -150,7 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cv_model = Neural_Network(preprocessor, architecture=UNet_standard(n_filters=8, depth=3), loss=dice_crossentropy,
                               metrics=[dice_soft], learning_rate=3e-3, workers=1)
     cv_model.verbose = 2
-    cross_validation(train_ids, cv_model, k_fold=3, epochs=1 if args.quick else 4, iterations=2 if args.quick else 8,
+    cross_validation(train_ids, cv_model, k_fold=3, epochs=1 if args.quick else 6, iterations=2 if args.quick else 8,
                      evaluation_path=os.path.join(eval_dir, "cross_validation"), draw_figures=True,
                      run_detailed_evaluation=True, seed=args.seed)
 
