@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import multiprocessing
 import os
 import threading
 from collections import OrderedDict
@@ -309,7 +310,9 @@ class Preprocessor:
         if not self.prepare_subfunctions:
             return
         if self.use_multiprocessing and training and len(indices_list) > 1:
-            with ProcessPoolExecutor(max_workers=self.mp_threads) as pool:
+            # spawn, not fork: the parent may hold TensorFlow's threads, which fork does not survive
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(max_workers=self.mp_threads, mp_context=context) as pool:
                 list(pool.map(_prepare_one, [(self, i, training) for i in indices_list]))
         else:
             for index in indices_list:

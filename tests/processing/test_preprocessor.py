@@ -200,3 +200,19 @@ def test_padding_subfunction_and_batches_are_deterministic_per_seed():
     for (ia, sa), (ib, sb) in zip(a, b):
         np.testing.assert_array_equal(ia, ib)
         np.testing.assert_array_equal(sa, sb)
+
+
+def test_run_subfunctions_in_worker_processes(tmp_path):
+    cases = blob_cases(3)
+    for name in cases:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "imaging.bin").write_bytes(name.encode())
+    dio = Data_IO(MemoryIO(cases), str(tmp_path), batch_path=str(tmp_path / "b"), seed=2)
+    pp = Preprocessor(dio, 1, subfunctions=[Normalization()], data_aug=None, prepare_subfunctions=True,
+                      patch_shape=(8, 8, 8), use_multiprocessing=True)
+    pp.mp_threads = 2
+    pp.run_subfunctions(list(cases))
+    cached = sorted(p.name for p in (tmp_path / "b" / "preprocessed").glob("*/*.npz"))
+    assert cached == [f"train.{name}.npz" for name in sorted(cases)]
+    img = pp.load_sample("case_1").img_data
+    assert abs(float(img.mean())) < 1e-4
