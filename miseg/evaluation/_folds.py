@@ -20,12 +20,12 @@ import math
 import os
 import re
 import time
-import uuid
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
 from miseg.errors import ConfigurationError, CorruptFileError, DataNotFoundError
+from miseg.utils.fileio import atomic_path
 
 RUN_FILE = "cross_validation.json"
 SAMPLE_LIST_FILE = "sample_list.json"
@@ -176,22 +176,11 @@ def validation_size(n_samples: int, percentage: Any) -> int:
 
 # ------------------------------------------------------------------------------ JSON files
 def write_json(path: str, payload: Any) -> str:
-    """Write JSON atomically (a reader never sees a half-written file).
-
-    The temporary file is opened normally (not with ``mkstemp``), so the result gets the
-    usual permissions from the umask.
-    """
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp, "x", encoding="utf-8") as handle:
+    """Write JSON atomically (a reader never sees a half-written file)."""
+    with atomic_path(path, suffix=".json") as tmp:
+        with open(tmp, "w", encoding="utf-8") as handle:
             json.dump(payload, handle, indent=2)
             handle.write("\n")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return path
 
 

@@ -9,13 +9,13 @@ MIScnn's ``detailed_validation.tsv`` layout (one row per case, ``dice_class-<c>`
 from __future__ import annotations
 
 import os
-import uuid
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from miseg.errors import ConfigurationError, DataError
+from miseg.utils.fileio import atomic_path
 
 __all__ = ["metrics_table", "summary_table", "wide_table", "write_table", "read_table"]
 
@@ -228,18 +228,10 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike) -> str:
         [1]
     """
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
     sep = "\t" if path.lower().endswith(".tsv") else ","
-    # A plain open (not mkstemp) so the file gets the usual umask permissions.
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp, "x", newline="", encoding="utf-8") as handle:
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", newline="", encoding="utf-8") as handle:
             df.to_csv(handle, sep=sep, index=False)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return path
 
 

@@ -8,16 +8,15 @@ written path(s). matplotlib is imported on first use, so importing this module i
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import uuid
 import warnings
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
 from miseg.errors import ConfigurationError, DataError, ShapeMismatchError
+from miseg.utils.fileio import atomic_path
 
 __all__ = [
     "plot_validation",
@@ -43,30 +42,11 @@ def _new_figure(figsize: tuple[float, float] = (6.4, 4.8), dpi: int = 100) -> An
     return fig
 
 
-@contextlib.contextmanager
-def _atomic_path(path: str | os.PathLike) -> Iterator[str]:
-    """Yield a temporary path next to ``path``; move it into place if the block succeeds.
-
-    The temporary file is opened normally (not with ``mkstemp``), so the result gets the
-    usual permissions from the umask.
-    """
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 def _save_figure(fig: Any, path: str | os.PathLike) -> str:
     """Save ``fig`` (format from the suffix, PNG by default) atomically; return the path."""
     path = os.fspath(path)
     fmt = os.path.splitext(path)[1].lstrip(".").lower() or "png"
-    with _atomic_path(path) as tmp:
+    with atomic_path(path, suffix=f".{fmt}") as tmp:
         fig.savefig(tmp, format=fmt, bbox_inches="tight")
     return path
 

@@ -15,7 +15,8 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from miseg.errors import ConfigurationError, DataError, ShapeMismatchError
-from miseg.utils.plotting import _atomic_path, _safe_name
+from miseg.utils.fileio import atomic_path
+from miseg.utils.plotting import _safe_name
 
 __all__ = [
     "normalize",
@@ -143,7 +144,7 @@ def _compose(panels: Sequence[np.ndarray], text: str) -> Any:
 
 
 def _save_images(frames: Sequence[Any], path: str, fps: float) -> str:
-    with _atomic_path(path) as tmp:
+    with atomic_path(path, suffix=os.path.splitext(path)[1]) as tmp:
         if path.lower().endswith(".gif"):
             frames[0].save(tmp, format="GIF", save_all=True, append_images=list(frames[1:]),
                            duration=max(1, int(round(1000.0 / fps))), loop=0)
