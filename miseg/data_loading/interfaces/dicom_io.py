@@ -20,7 +20,8 @@ from miseg.data_loading.dicom.series import (
     scan_case_folder,
 )
 from miseg.data_loading.interfaces.abstract_io import Abstract_IO
-from miseg.data_loading.interfaces.nifti_io import list_case_folders, write_nifti
+from miseg.data_loading.interfaces._cases import list_case_folders
+from miseg.data_loading.interfaces.nifti_io import write_nifti
 from miseg.errors import (
     ConfigurationError,
     DataError,

@@ -8,14 +8,14 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from miseg.data_loading.interfaces.abstract_io import Abstract_IO
-from miseg.data_loading.interfaces.nifti_io import (
+from miseg.data_loading.interfaces._cases import (
     check_cases_have_file,
     compile_pattern,
     find_case_file,
     list_case_folders,
     prediction_array,
 )
+from miseg.data_loading.interfaces.abstract_io import Abstract_IO
 from miseg.errors import (
     ConfigurationError,
     CorruptFileError,

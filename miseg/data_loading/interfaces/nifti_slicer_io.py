@@ -8,18 +8,20 @@ from typing import Any
 
 import numpy as np
 
+from miseg.data_loading.interfaces._cases import (
+    check_cases_have_file,
+    compile_pattern,
+    find_case_file,
+    list_case_folders,
+    prediction_array,
+)
 from miseg.data_loading.interfaces.abstract_io import Abstract_IO
 from miseg.data_loading.interfaces.nifti_io import (
     NIFTI_EXTENSIONS,
-    check_cases_have_file,
     check_same_geometry,
-    compile_pattern,
-    find_case_file,
     header_geometry,
     interface_shape,
-    list_case_folders,
     load_nifti,
-    prediction_array,
     read_nifti_data,
     write_nifti,
 )
