@@ -33,20 +33,18 @@ def pipeline_throughput(pp, ids, n_batches, workers):
     return count / (time.perf_counter() - start)
 
 
-class _InMemoryBatches:
-    """The baseline: the same number of batches, already in memory, through the same Keras path."""
+def in_memory_batches(batches, steps):
+    """The baseline: ``steps`` batches cycled from memory, through the same Keras path."""
+    import keras
 
-    def __new__(cls, batches, steps):
-        import keras
+    class InMemory(keras.utils.PyDataset):
+        def __len__(self):
+            return steps
 
-        class InMemory(keras.utils.PyDataset):
-            def __len__(self):
-                return steps
+        def __getitem__(self, idx):
+            return batches[idx % len(batches)]
 
-            def __getitem__(self, idx):
-                return batches[idx % len(batches)]
-
-        return InMemory()
+    return InMemory()
 
 
 def training_ratio(pp, ids, steps, epochs, workers, repeats=5):
@@ -73,7 +71,7 @@ def training_ratio(pp, ids, steps, epochs, workers, repeats=5):
     nn.verbose = 0
     batches = [pp.to_batch(pp.training_items(ids[i % len(ids)], pp.batch_size, np.random.default_rng(i)))
                for i in range(4)]
-    memory = _InMemoryBatches(batches, steps)
+    memory = in_memory_batches(batches, steps)
     nn.train(ids, epochs=1, iterations=2)  # warm-up: graph tracing, worker start
     nn.model.fit(memory, epochs=1, verbose=0)
     pipeline_times, memory_times = [], []

@@ -74,6 +74,7 @@ class DataGenerator(keras.utils.PyDataset):
         self.worker_niceness = 10
         self._owner_pid = os.getpid()
         self._niced = False
+        self._epoch_order: tuple[int, list] | None = None
         self._pointers: int | None = None
         self._prediction_batches: list | None = None
         if preprocessor.prepare_subfunctions:
@@ -104,10 +105,13 @@ class DataGenerator(keras.utils.PyDataset):
         return self._prediction_batches
 
     def _order(self, epoch: int) -> list[Any]:
-        if self.training and self.shuffle and not self.validation:
+        """The epoch's case order (computed once per epoch, not per batch)."""
+        if not (self.training and self.shuffle and not self.validation):
+            return self.sample_list
+        if self._epoch_order is None or self._epoch_order[0] != epoch:
             perm = np.random.default_rng([self.seed, 7, epoch]).permutation(len(self.sample_list))
-            return [self.sample_list[i] for i in perm]
-        return self.sample_list
+            self._epoch_order = (epoch, [self.sample_list[i] for i in perm])
+        return self._epoch_order[1]
 
     def _lower_worker_priority(self) -> None:
         """In a worker process, yield the CPU to the model's threads.
