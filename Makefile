@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO_DIR ?= demo_output
 
-.PHONY: demo test install install-test benchmarks clean
+.PHONY: demo test test-slow install install-test benchmarks clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -q
+
+# The long end-to-end runs (`@pytest.mark.slow`); .ci/run runs them after `make test`.
+test-slow: $(VENV)/.installed-test
+	$(BIN)/python -m pytest -q -m slow
 
 benchmarks: $(VENV)/.installed
 	$(BIN)/python benchmarks/pipeline.py

@@ -31,6 +31,8 @@ setup(
         "pillow>=10.0",
         "pyyaml>=6.0",
         "SimpleITK>=2.2",
+        "PyMaxflow>=1.3",
+        "connected-components-3d>=3.12",
     ],
     extras_require={
         "test": [

@@ -31,7 +31,7 @@ def phantom_pipeline(n_cases=6, shape=(64, 128, 128), patch=(64, 64, 64), batch_
     pp = Preprocessor(dio, batch_size=batch_size, subfunctions=[Clipping(min=-200, max=400), Normalization()],
                       data_aug=aug, prepare_subfunctions=True, analysis="patchwise-crop", patch_shape=patch,
                       patches_per_sample=2)
-    pp.run_subfunctions(dio.get_indiceslist())
+    pp.run_subfunctions(dio.get_indiceslist(), backup=False)  # the cache only, no MIScnn-style copies
     return pp, dio.get_indiceslist()
 
 

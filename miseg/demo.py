@@ -112,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     model.verbose = 2
     history = model.train(train_ids, epochs=epochs, iterations=None if args.quick else 16)
     print(f"final training loss {history.history['loss'][-1]:.3f}, dice_soft {history.history['dice_soft'][-1]:.3f}")
-    model_path = model.dump(os.path.join(out, "model"))
+    model_path = model.dump(os.path.join(out, "model.keras"))
     print(f"model saved to {model_path}")
 
     _banner("4. Prediction: NIfTI files aligned with their images")

@@ -4,7 +4,10 @@ import os
 import subprocess
 import sys
 
+import pytest
 
+
+@pytest.mark.slow
 def test_demo_quick_runs_end_to_end(tmp_path):
     env = dict(os.environ, MISEG_QUIET="1")
     out = subprocess.run([sys.executable, "-m", "miseg.demo", "--quick", "--output", str(tmp_path / "demo")],

@@ -1,5 +1,8 @@
 """Every example script runs with --tiny, and both notebooks execute with MISEG_TINY=1.
 
+The runs are end to end (minutes on 2 cores), so they carry the ``slow`` marker: ``.ci/run``
+runs them after the default suite (``make test-slow``).
+
 The scripts run as subprocesses (two at a time, started by a module fixture) in a temporary
 working directory; each test then checks its script's exit code, output and files.
 """
@@ -66,6 +69,7 @@ def test_every_example_script_is_tested():
     assert {s for s in scripts if not s.startswith("_")} == set(EXPECTED)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_example_runs_tiny(name, script_runs):
     future, cwd = script_runs[name]
@@ -98,6 +102,7 @@ def test_committed_notebook_matches_its_source_and_stores_figures(name):
     assert not [o for c in code for o in c.outputs if o.output_type == "error"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["quickstart.ipynb", "cross_validation.ipynb"])
 def test_notebook_executes_with_tiny_settings(name, tmp_path, monkeypatch):
     for key, value in _env().items():

@@ -15,7 +15,11 @@ _LONG_TABLE = "detailed_validation.long.tsv"
 
 
 def run_evaluate(args: argparse.Namespace, explicit: set[str]) -> int:
-    """Dispatch on the mode: ``--model``, ``--predictions`` or cross-validation."""
+    """Dispatch on the mode: ``--model``, ``--predictions``, ``--method`` or cross-validation."""
+    if getattr(args, "method", None):
+        from miseg.cli.segment import run_classical_evaluation
+
+        return run_classical_evaluation(args, explicit)
     if args.model:
         return _evaluate_model(args, explicit)
     if args.predictions:

@@ -20,9 +20,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from miseg.errors import MisegError
+from miseg.cli.config import PERMISSIVE_CLASSES as _LABEL_LIMIT  # labels accepted without --classes
+from miseg.errors import LabelError, MisegError, ShapeMismatchError
 
-__all__ = ["CaseSummary", "DatasetExploration", "explore_dataset"]
+__all__ = ["CaseSummary", "DatasetExploration", "explore_dataset", "open_dataset"]
 
 # Errors a broken case may raise while loading; anything else is a bug and propagates.
 _CASE_ERRORS = (MisegError, OSError, ValueError, EOFError)
@@ -365,7 +366,7 @@ def _describe(exc: BaseException) -> str:
 
 
 def _explore_case(data_io: Any, index: Any, sample_voxels: int, samples: list[np.ndarray],
-                  class_samples: dict[int, list[np.ndarray]]) -> CaseSummary:
+                  class_samples: dict[int, list[np.ndarray]], classes: int | None = None) -> CaseSummary:
     summary = CaseSummary(case=str(index))
     try:
         summary.has_segmentation = bool(data_io.has_segmentation(index))
@@ -390,19 +391,82 @@ def _explore_case(data_io: Any, index: Any, sample_voxels: int, samples: list[np
     samples.append(_subsample(values, sample_voxels))
     if not summary.has_segmentation:
         return summary
-    try:
-        seg = data_io.load_segmentation(index, sample.spatial_shape)
-    except _CASE_ERRORS as exc:
-        summary.problems.append("segmentation: " + _describe(exc))
+    seg = _load_checked_segmentation(data_io, index, sample.spatial_shape, classes, summary)
+    if seg is None:
         return summary
     labels, counts = np.unique(seg, return_counts=True)
     summary.labels = tuple(int(v) for v in labels)
     summary.class_voxels = {int(v): int(n) for v, n in zip(labels, counts)}
     for label in summary.labels:
         inside = image[seg == label]  # (n_voxels, channels)
-        summary.class_intensity[label] = {"mean": float(inside.mean()), "std": float(inside.std())}
+        summary.class_intensity[label] = {
+            "mean": float(inside.mean()), "std": float(inside.std()),
+            "min": float(inside.min()), "max": float(inside.max()),
+        }
         class_samples.setdefault(label, []).append(_subsample(inside, sample_voxels))
     return summary
+
+
+def _load_checked_segmentation(data_io: Any, index: Any, spatial_shape: Sequence[int], classes: int | None,
+                               summary: CaseSummary) -> np.ndarray | None:
+    """The label map of a case, or ``None`` (problem recorded) when it cannot be used.
+
+    The shape and the declared class range are checked here, whatever ``Data_IO`` checks:
+    a shape mismatch makes the map unusable; labels outside ``0..classes-1`` are a problem
+    but still counted (so the table shows them).
+    """
+    try:
+        seg = np.asarray(data_io.load_segmentation(index))
+    except _CASE_ERRORS as exc:
+        summary.problems.append("segmentation: " + _describe(exc))
+        return None
+    spatial_shape = tuple(int(s) for s in spatial_shape)
+    if seg.ndim == len(spatial_shape) + 1 and seg.shape[-1] == 1:
+        seg = seg[..., 0]
+    if seg.shape != spatial_shape:
+        summary.problems.append("segmentation: " + _describe(ShapeMismatchError(
+            f"Case {str(index)!r}: segmentation shape {seg.shape} differs from image shape {spatial_shape}."
+        )))
+        return None
+    values = np.unique(seg)
+    outside = [int(v) for v in values if not _label_in_range(v, classes)][:10]
+    if outside:
+        declared = f"0..{classes - 1} (classes={classes})" if classes is not None else (
+            f"0..{_LABEL_LIMIT - 1} (the label values exploration accepts without --classes)")
+        summary.problems.append("segmentation: " + _describe(LabelError(
+            f"Case {str(index)!r}: label values {outside} are outside {declared}; fix the "
+            f"segmentation, or map the values to classes (--label-map VALUE=CLASS)."
+        )))
+    return seg
+
+
+def _label_in_range(value: Any, classes: int | None) -> bool:
+    """Whether a label value is a valid class (``0..classes-1``, or ``0..255`` when undeclared)."""
+    return 0 <= value < (classes if classes is not None else _LABEL_LIMIT)
+
+
+def _rare_label_problems(report: DatasetExploration) -> None:
+    """Flag, on each case concerned, label values found in only a few segmented cases.
+
+    A value other than background (0) that occurs in at most ``max(1, n // 10)`` of ``n >= 3``
+    segmented cases is likely a stray value (e.g. a 7 in a 3-class data set). Values already
+    reported as outside the declared classes are not repeated.
+    """
+    segmented = [c for c in report.cases if c.labels_read]
+    n = len(segmented)
+    if n < 3:
+        return
+    limit = max(1, n // 10)
+    for value in report.label_values:
+        if value == 0 or not _label_in_range(value, report.classes):
+            continue  # background, or already reported as outside the classes
+        holders = [c for c in segmented if value in c.labels]
+        if len(holders) <= limit:
+            for case in holders:
+                case.problems.append(
+                    f"segmentation: label value {value} occurs in only {len(holders)} of {n} segmented "
+                    f"cases (a stray value?); check the file, or map it to a class (--label-map {value}=CLASS)"
+                )
 
 
 def _dataset_problems(report: DatasetExploration) -> list[str]:
@@ -457,7 +521,9 @@ def explore_dataset(
         interface: ``"auto"`` (from the file endings), ``"nifti"``, ``"image"``, ``"dicom"``,
             ``"nifti_slicer"``, or an interface instance.
         classes: Declared class count; labels outside ``0..classes-1`` are problems. ``None``
-            accepts any label up to 255 and infers the count.
+            accepts any label up to 255 and infers the count. Either way, label values found
+            in only a few cases and segmentations whose shape differs from the image's are
+            problems.
         channels: Image channels (NIfTI/DICOM).
         three_dim: Dimensionality (default: 3D for NIfTI and DICOM).
         pattern: Regex of case folder names.
@@ -477,6 +543,53 @@ def explore_dataset(
     """
     from tqdm import tqdm
 
+    iface, data_io = open_dataset(data_path, interface, channels=channels, three_dim=three_dim,
+                                  pattern=pattern, options=options, label_mapping=label_mapping)
+    indices = data_io.get_indiceslist()
+    if max_cases is not None:
+        indices = indices[: int(max_cases)]
+    samples: list[np.ndarray] = []
+    class_samples: dict[int, list[np.ndarray]] = {}
+    cases = [
+        _explore_case(data_io, index, sample_voxels, samples, class_samples, classes)
+        for index in tqdm(indices, desc="Exploring", unit="case", disable=None if progress else True)
+    ]
+    report = DatasetExploration(
+        data_path=str(data_path),
+        interface=type(iface).__name__,
+        three_dim=bool(getattr(iface, "three_dim", False)),
+        classes=classes,
+        cases=cases,
+        intensity_sample=np.concatenate(samples) if samples else np.zeros(0, np.float64),
+        class_samples={k: np.concatenate(v) for k, v in sorted(class_samples.items())},
+    )
+    _rare_label_problems(report)
+    report.dataset_problems = _dataset_problems(report)
+    return report
+
+
+def open_dataset(
+    data_path: str,
+    interface: str | Any = "auto",
+    channels: int = 1,
+    three_dim: bool | None = None,
+    pattern: str | None = None,
+    options: dict[str, Any] | None = None,
+    label_mapping: dict[Any, int] | None = None,
+) -> tuple[Any, Any]:
+    """The interface and ``Data_IO`` that exploration reads a data folder with.
+
+    Named interfaces get a permissive class count (any label up to 255 loads), so label
+    values can be reported rather than rejected; the declared classes are checked by the
+    caller. Arguments as in :func:`explore_dataset`.
+
+    Returns:
+        ``(interface, data_io)``; ``data_io`` writes nothing.
+
+    Raises:
+        DataNotFoundError / DataError / ConfigurationError: missing folder, no cases,
+            unknown format or bad interface arguments.
+    """
     from miseg.cli.config import (
         PERMISSIVE_CLASSES,
         build_data_io,
@@ -492,32 +605,12 @@ def explore_dataset(
             pattern=pattern, options=dict(options or {}), label_mapping=label_mapping,
         )
         resolve_data_section(config)
-        iface = build_interface(config["data"], classes=classes if classes is not None else PERMISSIVE_CLASSES)
+        iface = build_interface(config["data"], classes=PERMISSIVE_CLASSES)
     else:
         iface = interface
         config["data"].update(path=data_path, label_mapping=label_mapping)
     config["training"]["seed"] = 0  # Data_IO's batch-file prefix; exploration writes nothing
-    data_io = build_data_io(config, iface)
-    indices = data_io.get_indiceslist()
-    if max_cases is not None:
-        indices = indices[: int(max_cases)]
-    samples: list[np.ndarray] = []
-    class_samples: dict[int, list[np.ndarray]] = {}
-    cases = [
-        _explore_case(data_io, index, sample_voxels, samples, class_samples)
-        for index in tqdm(indices, desc="Exploring", unit="case", disable=None if progress else True)
-    ]
-    report = DatasetExploration(
-        data_path=str(data_path),
-        interface=type(iface).__name__,
-        three_dim=bool(getattr(iface, "three_dim", False)),
-        classes=classes,
-        cases=cases,
-        intensity_sample=np.concatenate(samples) if samples else np.zeros(0, np.float64),
-        class_samples={k: np.concatenate(v) for k, v in sorted(class_samples.items())},
-    )
-    report.dataset_problems = _dataset_problems(report)
-    return report
+    return iface, build_data_io(config, iface)
 
 
 # ---------------------------------------------------------------------------------- commands

@@ -22,11 +22,13 @@ import traceback
 import warnings
 from typing import Any, Callable, Iterator, Sequence
 
+from miseg.cli import segment
 from miseg.cli.options import (
     ArgumentBuilder,
     add_data_options,
     add_pipeline_options,
     fraction,
+    positive_float,
     positive_int,
 )
 from miseg.errors import ConfigurationError, MisegError
@@ -54,6 +56,7 @@ miseg: 2D/3D medical image segmentation (MIScnn-compatible, TensorFlow/Keras 3).
   miseg train DATA --classes 3 ...         train a U-Net; writes model.keras + model.config.yaml
   miseg predict DATA -m model.keras        segment new cases (NIfTI, images, DICOM SEG/RTSTRUCT)
   miseg evaluate DATA --classes 3 ...      k-fold cross-validation with metric tables and figures
+  miseg segment DATA --method otsu         segment with a classical method (threshold, watershed, ...)
   miseg <command> --help                   every option of a command, with its default
 """
 
@@ -128,6 +131,17 @@ def _add_train(subparsers: Any, b: ArgumentBuilder) -> None:
     p.set_defaults(handler="train")
 
 
+def _non_negative_float(text: str) -> float:
+    """argparse type: a finite float >= 0 (minimum volumes)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a number >= 0")
+    return value
+
+
 def _add_predict(subparsers: Any, b: ArgumentBuilder) -> None:
     p = _subparser(
         subparsers, "predict", "segment cases with a trained model",
@@ -146,6 +160,18 @@ def _add_predict(subparsers: Any, b: ArgumentBuilder) -> None:
           help="average mirrored predictions (None: the config's model.tta)")
     b.add(p, "--keep-largest-component", action=argparse.BooleanOptionalAction, default=None,
           help="keep the largest connected component per class (None: the config's setting)")
+    group = p.add_argument_group("instances")
+    b.add(group, "--instances", action="store_true", default=False,
+          help="also write instance label maps (<case>.instances.<ext>) and per-instance tables "
+               "(<case>.instances.tsv)")
+    b.add(group, "--instance-split", choices=["none", "distance", "probability"], default="none",
+          help="split touching objects by a watershed on the distance map or the class probability")
+    b.add(group, "--seed-distance", type=positive_float, metavar="MM", default=5.0,
+          help="minimum distance between watershed seeds in mm")
+    b.add(group, "--min-instance-volume", type=_non_negative_float, metavar="MM3", default=0.0,
+          help="drop objects smaller than this volume (mm^3; mm^2 for 2D)")
+    b.add(group, "--connectivity", type=int, choices=[4, 8, 6, 18, 26], default=None,
+          help="neighbourhood of a connected object (None: full, 8 in 2D / 26 in 3D)")
     add_data_options(p, b, with_classes=False)
     p.set_defaults(handler="predict")
 
@@ -178,6 +204,9 @@ def _add_evaluate(subparsers: Any, b: ArgumentBuilder) -> None:
           help="score this trained model instead of cross-validating (config: <model>.config.yaml)")
     b.add(mode, "--predictions", metavar="DIR", default=None,
           help="score the prediction files in DIR instead of cross-validating")
+    b.add(mode, "--method", choices=segment.method_choices(), default=None,
+          help="cross-validate this classical method (miseg.classical) instead of a U-Net")
+    segment.add_method_options(group, b)
     p.set_defaults(handler="evaluate")
 
 
@@ -246,6 +275,7 @@ def build_parser(explicit_only: bool = False) -> argparse.ArgumentParser:
     _add_train(subparsers, b)
     _add_predict(subparsers, b)
     _add_evaluate(subparsers, b)
+    segment.add_segment_parser(subparsers, b, _subparser)
     _add_miscnn_commands(subparsers, b)
     return parser
 
@@ -261,6 +291,7 @@ def _handlers() -> dict[str, Callable[[argparse.Namespace, set[str]], int]]:
         "train": train.run_train,
         "predict": predict.run_predict,
         "evaluate": evaluate.run_evaluate,
+        "segment": segment.run_segment,
         "cleanup": cleanup.run_cleanup,
     }
 

@@ -10,12 +10,13 @@ override the file (see :class:`ArgumentBuilder` for how "typed" is detected).
 from __future__ import annotations
 
 import argparse
-from typing import Any, Iterable
+import re
+from typing import Any, Callable, Iterable
 
 from miseg.cli.config import ARCHITECTURE_NAMES, INTERFACE_NAMES, architecture_spec, default_config, split_spec
 from miseg.errors import ConfigurationError
 
-__all__ = ["ArgumentBuilder", "add_data_options", "add_pipeline_options", "apply_flags"]
+__all__ = ["ArgumentBuilder", "ShapeAction", "add_data_options", "add_pipeline_options", "apply_flags"]
 
 _NORMALIZATION_MODES = ("z-score", "minmax", "grayscale", "none")
 _ANALYSES = ("patchwise-crop", "patchwise-grid", "fullimage")
@@ -55,6 +56,71 @@ def positive_int(text: str) -> int:
 def patch_size(text: str) -> str | int:
     """argparse type: ``auto`` or a positive patch edge."""
     return "auto" if text == "auto" else positive_int(text)
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite float > 0 (voxel spacings)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0 (overlaps)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be >= 0")
+    return value
+
+
+_SHAPE_SEPARATOR = re.compile(r"[,xX]")
+
+
+class ShapeAction(argparse.Action):
+    """Per-axis values typed as ``16 32 32``, ``16,32,32`` or ``16x32x32`` (or a mix).
+
+    Use with ``nargs="+"`` and ``element_type`` (the argparse type of one value); the
+    option's value is the flat list of converted values. A bad value is a usage error that
+    names the option and the value.
+
+    Example:
+        >>> parser = argparse.ArgumentParser()
+        >>> _ = parser.add_argument("--shape", nargs="+", action=ShapeAction, element_type=int)
+        >>> parser.parse_args(["--shape", "16x32x32"]).shape
+        [16, 32, 32]
+    """
+
+    def __init__(self, option_strings: list[str], dest: str, element_type: Callable[[str], Any] = int,
+                 **kwargs: Any) -> None:
+        if kwargs.get("type") is not None:
+            raise ValueError("ShapeAction converts the values itself: pass element_type, not type")
+        self.element_type = element_type
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        tokens = [values] if isinstance(values, str) else list(values)
+        out = []
+        for token in tokens:
+            pieces = _SHAPE_SEPARATOR.split(token.strip().strip(","))
+            for piece in pieces:
+                piece = piece.strip()
+                if not piece:
+                    raise argparse.ArgumentError(
+                        self, f"{token!r}: empty value; write the values as 16 32 32, 16,32,32 or 16x32x32")
+                try:
+                    out.append(self.element_type(piece))
+                except (argparse.ArgumentTypeError, ValueError, TypeError) as exc:
+                    why = str(exc) if isinstance(exc, argparse.ArgumentTypeError) else "invalid value"
+                    raise argparse.ArgumentError(self, f"{piece!r} in {token!r}: {why}") from None
+        setattr(namespace, self.dest, out)
 
 
 def key_value(text: str) -> tuple[str, int]:
@@ -123,19 +189,23 @@ def add_pipeline_options(parser: argparse.ArgumentParser, b: ArgumentBuilder) ->
     arch = model["architecture"]["config"]
 
     group = parser.add_argument_group("preprocessing")
-    b.add(group, "--resample", type=float, nargs="+", metavar="MM", default=None,
-          help="resample to this voxel spacing (one value per axis, or one for all)")
+    b.add(group, "--resample", action=ShapeAction, element_type=positive_float, nargs="+", metavar="MM",
+          default=None, help="resample to this voxel spacing (one value per axis, or one for all; "
+                             "3 1 1, 3,1,1 or 3x1x1)")
     b.add(group, "--clip", type=float, nargs=2, metavar=("MIN", "MAX"), default=None,
           help="clip intensities to [MIN, MAX] (e.g. -100 300 for abdominal CT)")
     b.add(group, "--normalization", choices=_NORMALIZATION_MODES, default="z-score",
           help="intensity normalization after clipping")
     b.add(group, "--analysis", choices=_ANALYSES, default=pre["analysis"],
           help="random patches, a patch grid, or whole images")
-    b.add(group, "--patch-shape", type=patch_size, nargs="+", metavar="N", default=pre["patch_shape"],
-          help="patch size per axis; 'auto' derives it from the first case and the U-Net depth")
+    b.add(group, "--patch-shape", action=ShapeAction, element_type=patch_size, nargs="+", metavar="N",
+          default=pre["patch_shape"],
+          help="patch size per axis (16 32 32, 16,32,32 or 16x32x32); 'auto' derives it from the first "
+               "case and the U-Net depth")
     b.add(group, "--batch-size", metavar="N", type=positive_int, default=pre["batch_size"], help="patches per batch")
-    b.add(group, "--overlap", type=int, nargs="+", metavar="N", default=pre["patchwise_overlap"],
-          help="patch overlap in voxels at prediction (None: half a patch)")
+    b.add(group, "--overlap", action=ShapeAction, element_type=non_negative_int, nargs="+", metavar="N",
+          default=pre["patchwise_overlap"],
+          help="patch overlap in voxels per axis at prediction (8 16 16, 8,16,16 or 8x16x16; None: half a patch)")
     b.add(group, "--patches-per-sample", metavar="N", type=positive_int, default=pre["patches_per_sample"],
           help="training patches cut per loaded case (None: the augmentation cycles)")
     b.add(group, "--foreground-oversampling", metavar="F", type=fraction, default=pre["foreground_oversampling"],

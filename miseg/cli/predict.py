@@ -10,7 +10,7 @@ from miseg.cli.common import config_from_args, model_file, select_cases
 from miseg.cli.config import build_pipeline, model_config_path, resolve_data_section
 from miseg.errors import ConfigurationError, DataNotFoundError
 
-__all__ = ["run_predict", "load_model_run", "apply_output_format"]
+__all__ = ["run_predict", "load_model_run", "apply_output_format", "instance_segmenter"]
 
 
 def load_model_run(args: argparse.Namespace, explicit: set[str], model: str, output_path: str = "predictions",
@@ -73,7 +73,24 @@ def run_predict(args: argparse.Namespace, explicit: set[str]) -> int:
     if "keep_largest_component" in explicit:
         network.keep_largest_component = bool(args.keep_largest_component)
     cases = select_cases(pipeline.data_io, args.cases, labelled=False)
+    segmenter = instance_segmenter(args)
     print(f"Predicting {len(cases)} case(s) of {pipeline.data_io.input_path} into {args.output}")
-    network.predict(cases)
-    print(f"Wrote {len(cases)} prediction(s) to {args.output}")
+    network.predict(cases, instances=segmenter or False)
+    extra = " with instance maps and tables" if segmenter is not None else ""
+    print(f"Wrote {len(cases)} prediction(s){extra} to {args.output}")
     return 0
+
+
+def instance_segmenter(args: argparse.Namespace) -> Any:
+    """The ``InstanceSegmenter`` of ``--instances`` and its options (``None`` without it)."""
+    if not getattr(args, "instances", False):
+        return None
+    from miseg.processing.instances import InstanceSegmenter
+
+    split = getattr(args, "instance_split", "none")
+    return InstanceSegmenter(
+        connectivity=getattr(args, "connectivity", None),
+        min_volume=getattr(args, "min_instance_volume", 0.0),
+        split=None if split == "none" else split,
+        seed_distance=getattr(args, "seed_distance", 5.0),
+    )

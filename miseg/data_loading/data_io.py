@@ -28,7 +28,36 @@ from miseg.errors import (
 )
 from miseg.utils.fileio import atomic_path, safe_filename, safe_join
 
-__all__ = ["Data_IO", "backup_history", "backup_evaluation", "create_directories"]
+__all__ = ["Data_IO", "backup_history", "backup_evaluation", "create_directories", "check_label_range"]
+
+
+def check_label_range(index: Any, seg: np.ndarray, classes: int) -> None:
+    """Raise ``LabelError`` when a label map holds values outside ``0..classes-1``.
+
+    Loading accepts any integer labels (as MIScnn does); this check runs where the class
+    count matters: one-hot encoding of training/validation batches and evaluation.
+
+    Args:
+        index: Case index, named in the error (``None`` when unknown).
+        seg: Label map (any shape, integer values).
+        classes: Number of classes, background included.
+
+    Raises:
+        LabelError: naming the case, the offending values and ``classes``.
+    """
+    seg = np.asarray(seg)
+    if seg.size == 0:
+        return
+    lo, hi = seg.min(), seg.max()
+    if lo >= 0 and hi < classes:
+        return
+    values = np.unique(seg)
+    bad = values[(values < 0) | (values >= classes)][:10].tolist()
+    where = f"Case {index!r}: segmentation" if index is not None else "Segmentation"
+    raise LabelError(
+        f"{where} values {bad} are outside 0..{classes - 1} (classes={classes}). Set "
+        f"classes, or pass label_mapping (e.g. {{0: 0, 255: 1}})."
+    )
 
 
 class Data_IO:
@@ -45,9 +74,12 @@ class Data_IO:
             streams). Drawn from the OS when ``None``; each instance has its own.
         label_mapping: Optional explicit remapping of segmentation values on load, e.g.
             ``{0: 0, 255: 1}``. Values not in the mapping are an error.
-        check_data: Validate image and segmentation content on load (NaN/Inf, label range,
-            integrality, shapes). Leave on unless the data set is known to be clean and
-            loading is the bottleneck.
+        check_data: Validate image and segmentation content on load (NaN/Inf, integer
+            labels, shapes). Leave on unless the data set is known to be clean and loading
+            is the bottleneck. Labels outside ``0..classes-1`` load fine (as in MIScnn); they
+            raise ``LabelError`` where the class count matters: when training/validation
+            batches are one-hot encoded and when cases are evaluated
+            (:func:`check_label_range`).
 
     Example:
         >>> from miseg.data_loading.interfaces import NIFTI_interface
@@ -200,16 +232,11 @@ class Data_IO:
                 )
         elif seg.dtype.kind not in "iu":
             raise LabelError(f"Case {index!r}: segmentation dtype {seg.dtype} is not numeric.")
-        lo, hi = seg.min(initial=0), seg.max(initial=0)
-        classes = self.interface.classes
-        if lo < 0 or hi >= classes:
-            values = np.unique(seg)
-            bad = values[(values < 0) | (values >= classes)][:10].tolist()
-            raise LabelError(
-                f"Case {index!r}: segmentation values {bad} are outside 0..{classes - 1} "
-                f"(classes={classes}). Set classes, or pass label_mapping (e.g. {{0: 0, 255: 1}})."
-            )
-        return seg.astype(np.uint8 if classes <= 256 else np.int32, copy=False)
+        # The label range is checked where the class count matters (one-hot encoding,
+        # evaluation: check_label_range), so out-of-range cases can still be loaded and looked at.
+        lo, hi = int(seg.min(initial=0)), int(seg.max(initial=0))
+        dtype = np.uint8 if 0 <= lo and hi < 256 else (np.int32 if -(2**31) <= lo and hi < 2**31 else np.int64)
+        return seg.astype(dtype, copy=False)
 
     # ------------------------------------------------------------------ predictions
     def save_prediction(self, sample: Sample) -> None:

@@ -13,11 +13,13 @@ builds the network and loads those weights, so every fold starts where a serial 
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from miseg.errors import ConfigurationError
 from miseg.evaluation import _folds
 
 
@@ -89,6 +91,32 @@ class NetworkSpec:
         network.model.load_weights(self.weights_path)
         network.initialization_weights = network.model.get_weights()
         return network
+
+
+def check_executor(executor: Any, driver: str) -> None:
+    """Refuse, before anything is submitted, an executor that cannot run folds.
+
+    A ``ProcessPoolExecutor`` whose start method is ``fork`` (the default on Linux before
+    Python 3.14) copies the parent's TensorFlow runtime into the workers, where it hangs
+    without an error; such a pool is refused at once.
+
+    Raises:
+        ConfigurationError: for an object without ``submit`` or a fork-based process pool.
+    """
+    if executor is None:
+        return
+    if not hasattr(executor, "submit"):
+        raise ConfigurationError(f"{driver}: executor must be a concurrent.futures.Executor, got {executor!r}.")
+    if not isinstance(executor, concurrent.futures.ProcessPoolExecutor):
+        return
+    context = getattr(executor, "_mp_context", None)
+    method = context.get_start_method() if context is not None else None
+    if method == "fork":
+        raise ConfigurationError(
+            f"{driver}: the executor is a ProcessPoolExecutor with the 'fork' start method "
+            f"(the default on Linux); TensorFlow in forked workers hangs. Create it with "
+            f"ProcessPoolExecutor(n, mp_context=multiprocessing.get_context(\"spawn\"))."
+        )
 
 
 def is_network(model: Any) -> bool:
@@ -163,37 +191,41 @@ def execute_fold(
     metrics: Any,
     class_weight: Any = None,
     extra: dict | None = None,
+    keep: Sequence[str] = (),
 ) -> dict[str, list[float]]:
     """Train ``model`` from its initial state on one fold and write every result, marker last.
 
-    Writes ``history.tsv``, ``model.keras`` (best ``val_loss``; the final weights when no
-    epoch improved), ``validation.*.png`` and the detailed-validation tables as asked, then
-    ``.complete``.
+    Writes ``history.tsv``, ``model.keras`` and ``model.hdf5`` (MIScnn's name; both the best
+    ``val_loss`` model, the final weights when no epoch improved), ``validation.*.png`` and
+    the detailed-validation tables as asked, then ``.complete``. ``keep`` names files of
+    another run in ``directory`` that the clean-up of an unfinished run must leave alone.
 
     Returns:
         The fold's history dict.
     """
     from miseg.data_loading.data_io import backup_history
+    from miseg.multi_model._calls import call_evaluate
 
     os.makedirs(directory, exist_ok=True)
-    _folds.clear_results(directory)
+    _folds.clear_results(directory, keep=keep)
     model.reset()
     run_callbacks = _folds.fresh_callbacks(callbacks, fold)
     leaf = _folds.keras_backed(model)
     if save_models and leaf:
-        run_callbacks.append(_folds.checkpoint(os.path.join(directory, _folds.MODEL_FILE)))
-    result = model.evaluate(
-        list(training), list(validation), epochs=epochs, iterations=iterations,
-        callbacks=run_callbacks, class_weight=class_weight,
+        run_callbacks.append(_folds.checkpoint(directory))
+    result = call_evaluate(
+        model, training, validation, epochs=epochs, iterations=iterations,
+        callbacks=run_callbacks, class_weight=class_weight, evaluation_path=directory,
     )
     history = _folds.history_dict(result)
     files = []
     if history:
         files.append(os.path.basename(backup_history(history, directory)))
     if save_models:
-        if not leaf or not os.path.isfile(os.path.join(directory, _folds.MODEL_FILE)):
-            _folds.save_model(model, directory)
-        files.append(_folds.MODEL_FILE if leaf else "metadata.json")
+        if leaf and _folds.fold_model_saved(directory):
+            files.extend(_folds.FOLD_MODEL_FILES)
+        else:
+            files.extend(_folds.save_fold_model(model, directory))
     if draw_figures and history:
         from miseg.utils.plotting import plot_validation
 
@@ -203,6 +235,8 @@ def execute_fold(
 
         detailed_validation(validation, model, directory, metrics=metrics, draw_figures=draw_figures)
         files.extend([_folds.DETAILED_FILE, _folds.DETAILED_LONG_FILE, _folds.DETAILED_SUMMARY_FILE])
+        if draw_figures:
+            files.append(_folds.DETAILED_BOXPLOT_FILE)
     _folds.write_marker(directory, {
         "fold": fold,
         "hash": _folds.fold_hash(training, validation),

@@ -32,16 +32,21 @@ SAMPLE_LIST_FILE = "sample_list.json"
 MARKER_FILE = ".complete"
 HISTORY_FILE = "history.tsv"
 MODEL_FILE = "model.keras"
+MISCNN_MODEL_FILE = "model.hdf5"
+# A fold's (or group member's) best model: Keras 3's native file and MIScnn's HDF5 name.
+FOLD_MODEL_FILES = (MODEL_FILE, MISCNN_MODEL_FILE)
 INITIAL_MODEL_FILE = "initial_model.keras"
 DETAILED_FILE = "detailed_validation.tsv"
 DETAILED_LONG_FILE = "detailed_validation.long.tsv"
 DETAILED_SUMMARY_FILE = "detailed_validation.summary.tsv"
+DETAILED_BOXPLOT_FILE = "detailed_validation.boxplots.png"
+FOLDS_FIGURE_FILE = "validation.folds.png"
 RUN_FORMAT = 1
 
 # Files a fold writes; an unfinished fold's leftovers matching these are removed before it
 # runs again (``sample_list.json`` and anything else a user put there are left alone).
 _FOLD_RESULTS = re.compile(
-    r"^(history\.tsv|model\.(keras|h5)|validation\..+\.png|detailed_validation\..*|"
+    r"^(history\.tsv|model\.(keras|h5|hdf5)|validation\..+\.png|detailed_validation\..*|"
     r"overlay\..+\.png)$"
 )
 _FOLD_DIR = re.compile(r"^fold_(\d+)$")
@@ -351,14 +356,61 @@ def write_marker(directory: str, payload: Mapping[str, Any]) -> str:
     return write_json(os.path.join(directory, MARKER_FILE), record)
 
 
-def clear_results(directory: str) -> None:
-    """Remove an unfinished run's result files (only names miseg writes) and its marker."""
+def clear_results(directory: str, keep: Iterable[str] = ()) -> None:
+    """Remove an unfinished run's result files (only names miseg writes) and its marker.
+
+    Args:
+        directory: The run's folder.
+        keep: File names left alone although they look like results (another run's files,
+            e.g. a cross-validation's pooled tables next to a split validation).
+    """
     if not os.path.isdir(directory):
         return
+    kept = set(keep)
     for name in os.listdir(directory):
         path = os.path.join(directory, name)
+        if name in kept:
+            continue
         if (name == MARKER_FILE or _FOLD_RESULTS.match(name)) and os.path.isfile(path):
             os.remove(path)
+
+
+# Files a cross-validation writes next to its fold folders (run_detailed_evaluation /
+# draw_figures); a split validation in the same folder must not overwrite or clear them.
+CV_SUMMARY_FILES = (DETAILED_FILE, DETAILED_LONG_FILE, DETAILED_SUMMARY_FILE,
+                    DETAILED_BOXPLOT_FILE, FOLDS_FIGURE_FILE)
+
+
+def split_run_files(evaluation_path: str) -> set[str]:
+    """Names listed by a finished split validation's marker directly in ``evaluation_path``."""
+    marker = read_marker(evaluation_path)
+    if marker is None or marker.get("type") != "split_validation":
+        return set()
+    return {str(name) for name in marker.get("files", [])}
+
+
+def cross_validation_files(evaluation_path: str) -> set[str]:
+    """Run-level files of a cross-validation present in ``evaluation_path`` (none without one).
+
+    A file that a finished split validation in the same folder lists as its own is not
+    counted.
+    """
+    if not os.path.isfile(os.path.join(evaluation_path, RUN_FILE)):
+        return set()
+    present = {n for n in CV_SUMMARY_FILES if os.path.isfile(os.path.join(evaluation_path, n))}
+    return present - split_run_files(evaluation_path)
+
+
+def refuse_collisions(evaluation_path: str, planned: Iterable[str], owned: set[str], owner: str) -> None:
+    """Raise ConfigurationError when a run would write a file that ``owner`` left there."""
+    clash = sorted(set(planned) & owned)
+    if clash:
+        raise ConfigurationError(
+            f"The evaluation folder {os.path.abspath(evaluation_path)!r} holds {owner} results "
+            f"{clash}, which this run would overwrite. Choose another evaluation_path, or leave "
+            f"out the detailed evaluation/figures that write these files (all other files of "
+            f"both runs can share the folder)."
+        )
 
 
 def read_history(directory: str) -> dict[str, list[float]]:
@@ -430,13 +482,12 @@ def _is_callback(obj: Any) -> bool:
     return all(hasattr(obj, name) for name in ("set_model", "on_epoch_end", "on_train_begin"))
 
 
-def checkpoint(path: str) -> Any:
-    """MIScnn's per-run checkpoint: best ``val_loss`` to ``path`` (``.keras``)."""
-    import keras
+def checkpoint(directory: str) -> Any:
+    """MIScnn's per-run checkpoint: the best ``val_loss`` model to :data:`FOLD_MODEL_FILES`."""
+    from miseg.evaluation._model_files import BestModelCheckpoint
 
-    return keras.callbacks.ModelCheckpoint(
-        path, monitor="val_loss", save_best_only=True, mode="min", verbose=0 if quiet() else 1
-    )
+    paths = [os.path.join(directory, name) for name in FOLD_MODEL_FILES]
+    return BestModelCheckpoint(paths, monitor="val_loss", verbose=0 if quiet() else 1)
 
 
 def metric_name(metric: Any) -> str:
@@ -455,7 +506,36 @@ def keras_backed(model: Any) -> bool:
 
 def save_model(model: Any, directory: str) -> str:
     """Store a trained model in ``directory``: ``model.keras`` for a network; a group writes
-    its ``metadata.json`` and ``group_<i>/`` member folders into ``directory`` itself."""
+    its ``metadata.json`` and ``group_<i>/`` member folders into ``directory`` itself, and
+    any other ``Model`` gets ``model.dump(directory)`` (MIScnn's convention).
+
+    Returns:
+        The written file or folder (``directory`` when ``dump`` returns nothing).
+    """
     if keras_backed(model):
         return model.dump(os.path.join(directory, MODEL_FILE))
-    return model.dump(directory)
+    os.makedirs(directory, exist_ok=True)
+    written = model.dump(directory)
+    return os.fspath(written) if isinstance(written, (str, os.PathLike)) else directory
+
+
+def save_fold_model(model: Any, directory: str) -> list[str]:
+    """Store a fold's (or evaluated member's) model: :data:`FOLD_MODEL_FILES` for a network,
+    :func:`save_model` otherwise.
+
+    Returns:
+        The names written into ``directory``.
+    """
+    if not keras_backed(model):
+        written = save_model(model, directory)
+        return [os.path.relpath(written, directory)] if written != directory else []
+    from miseg.evaluation._model_files import save_keras_model
+
+    for name in FOLD_MODEL_FILES:
+        save_keras_model(model.model, os.path.join(directory, name))
+    return list(FOLD_MODEL_FILES)
+
+
+def fold_model_saved(directory: str) -> bool:
+    """Whether every file of :data:`FOLD_MODEL_FILES` exists in ``directory``."""
+    return all(os.path.isfile(os.path.join(directory, name)) for name in FOLD_MODEL_FILES)

@@ -6,8 +6,8 @@ Folder layout (``evaluation_path``)::
     initial_model.keras            initial weights shipped to workers (executor runs only)
     fold_<i>/sample_list.json      {"TRAINING": [...], "VALIDATION": [...]}
     fold_<i>/history.tsv           per-epoch loss and metrics (train and val_)
-    fold_<i>/model.keras           best val_loss checkpoint (MIScnn wrote model.hdf5; Keras 3
-                                   checkpoints only .keras/.h5)
+    fold_<i>/model.keras           best val_loss model (Keras 3 native format)
+    fold_<i>/model.hdf5            the same model as HDF5, MIScnn's file name
     fold_<i>/validation.<name>.png training curves (draw_figures)
     fold_<i>/detailed_validation.tsv (+ .long.tsv, .summary.tsv)   run_detailed_evaluation
     fold_<i>/.complete             written last: the fold finished
@@ -16,7 +16,10 @@ Folder layout (``evaluation_path``)::
 
 Resume: calling ``cross_validation`` again on the same folder skips folds with a
 ``.complete`` marker and re-runs the others. A folder holding another run (other samples,
-``k_fold`` or seed) is refused with :class:`miseg.errors.ConfigurationError`.
+``k_fold`` or seed) is refused with :class:`miseg.errors.ConfigurationError`. A split
+validation may share the folder (it writes ``sample_list.json``, ``history.tsv``, ... next
+to the ``fold_<i>/`` folders); only files both runs would write (the pooled
+``detailed_validation.*`` tables, the box plot) make the later run refuse.
 """
 
 from __future__ import annotations
@@ -70,7 +73,8 @@ def cross_validation(
         callbacks: Keras callbacks, deep-copied for every fold, or a factory
             ``fold -> list of callbacks`` (needed for callbacks that cannot be copied;
             with an executor the factory must be picklable, i.e. a top-level function).
-        save_models: Keep each fold's best model (``fold_<i>/model.keras``).
+        save_models: Keep each fold's best model (``fold_<i>/model.keras`` and MIScnn's
+            ``fold_<i>/model.hdf5``).
         return_output: Return the list of per-fold history dicts (``history.tsv`` is
             written either way).
         seed: Seed of the fold split (``np.random.default_rng(seed)``); ``None`` draws a
@@ -84,7 +88,9 @@ def cross_validation(
             picklable, and ``evaluation_path`` and the data must be reachable under the same
             paths from every worker (a shared file system). Dask workers are daemonic
             processes: use ``Neural_Network(..., workers=0)`` or
-            ``use_multiprocessing=False`` there. The caller's model is not trained.
+            ``use_multiprocessing=False`` there. The caller's model is not trained. A
+            process pool with the ``fork`` start method (Linux's default) is refused at
+            once: TensorFlow in forked workers hangs.
         metrics: Metric names of the detailed evaluation (``None``: its defaults).
         class_weight: Passed to ``model.evaluate``.
 
@@ -93,8 +99,8 @@ def cross_validation(
         are read back from their ``history.tsv``); otherwise ``None``.
 
     Raises:
-        ConfigurationError: for an invalid ``k_fold``, metric names, or a folder holding
-            another run's results.
+        ConfigurationError: for an invalid ``k_fold``, metric names, a fork-based process
+            pool, or a folder holding another run's results.
 
     Example:
         >>> cross_validation(ids, model, k_fold=5, epochs=100, evaluation_path="evaluation",
@@ -108,8 +114,18 @@ def cross_validation(
         from miseg.evaluation.detailed_validation import resolve_detailed_metrics
 
         resolve_detailed_metrics(metrics)
-    if executor is not None and not hasattr(executor, "submit"):
-        raise ConfigurationError(f"executor must be a concurrent.futures.Executor, got {executor!r}.")
+    _execution.check_executor(executor, "cross_validation")
+    if model is not None:
+        from miseg.multi_model._calls import check_class_weight
+
+        check_class_weight(model, class_weight)
+    planned = []
+    if run_detailed_evaluation:
+        planned += [_folds.DETAILED_FILE, _folds.DETAILED_LONG_FILE, _folds.DETAILED_SUMMARY_FILE]
+        planned += [_folds.DETAILED_BOXPLOT_FILE] if draw_figures else []
+    planned += [_folds.FOLDS_FIGURE_FILE] if draw_figures else []
+    _folds.refuse_collisions(evaluation_path, planned, _folds.split_run_files(evaluation_path),
+                             "a split validation's")
     splits = _folds.prepare_run(samples, k_fold, seed, evaluation_path)
     pending = _pending_folds(splits, evaluation_path, epochs, iterations, run_detailed_evaluation)
     settings = dict(
@@ -206,7 +222,7 @@ def _summarise(histories: Sequence[dict], model: Any, evaluation_path: str, k_fo
         names = ["loss"] + [_folds.metric_name(m) for m in getattr(model, "metrics", None) or []]
         names = [n for n in dict.fromkeys(names) if any(n in h or "val_" + n in h for h in histories)]
         if names:
-            plot_fold_curves(histories, os.path.join(evaluation_path, "validation.folds.png"), names)
+            plot_fold_curves(histories, os.path.join(evaluation_path, _folds.FOLDS_FIGURE_FILE), names)
     if detailed:
         pooled = pool_detailed_tables([_folds.fold_dir(evaluation_path, f) for f in range(k_fold)],
                                       evaluation_path)
@@ -214,7 +230,7 @@ def _summarise(histories: Sequence[dict], model: Any, evaluation_path: str, k_fo
             from miseg.utils.plotting import plot_metric_boxplots
 
             shown = [m for m in ("dice", "hd95", "assd", "iou") if m in pooled.columns]
-            plot_metric_boxplots(pooled, os.path.join(evaluation_path, "detailed_validation.boxplots.png"), shown)
+            plot_metric_boxplots(pooled, os.path.join(evaluation_path, _folds.DETAILED_BOXPLOT_FILE), shown)
 
 
 def pool_detailed_tables(directories: Sequence[str], evaluation_path: str) -> Any:
@@ -299,7 +315,8 @@ def run_fold(
         evaluation_path: The folder of :func:`split_folds`.
         draw_figures: Write ``validation.*.png`` (default True, as in MIScnn).
         callbacks: Keras callbacks (copied) or a factory ``fold -> callbacks``.
-        save_models: Keep the best model as ``fold_<fold>/model.keras``.
+        save_models: Keep the best model as ``fold_<fold>/model.keras`` and
+            ``fold_<fold>/model.hdf5`` (MIScnn's name).
         run_detailed_evaluation: Also write ``detailed_validation.tsv`` for the fold.
         metrics: Metric names of the detailed evaluation.
         class_weight: Passed to ``model.evaluate``.

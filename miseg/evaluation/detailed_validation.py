@@ -11,6 +11,10 @@ Files written to ``evaluation_path``:
   a bootstrap confidence interval of the mean.
 * With ``draw_figures``: ``detailed_validation.boxplots.png`` and overlays of the best,
   median and worst case (``overlay.<rank>.<case>.png``).
+* With ``instances``: the instance metrics of
+  :mod:`miseg.evaluation.instance_metrics` (``pq``, ``sq``, ``rq``, ``instance_f1``,
+  ``matched_dice``, ``n_split``, ``n_merged``, ...) as extra columns of the tables above
+  (NaN for class 0), and ``detailed_validation.instances.png`` (their box plots).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ DEFAULT_DETAILED_METRICS: tuple[str, ...] = ("dice", "iou", "precision", "recall
 """Metrics of a detailed validation when ``metrics=None`` (Dice first, as in MIScnn)."""
 
 _BOXPLOT_FILE = "detailed_validation.boxplots.png"
+_INSTANCE_BOXPLOT_FILE = "detailed_validation.instances.png"
 
 
 def resolve_detailed_metrics(metrics: Iterable[str] | str | None) -> list[str]:
@@ -67,8 +72,12 @@ def _spacing_for(sample: Any, ndim: int) -> tuple[float, ...] | None:
 
 
 def score_case(model: Any, index: Any, metrics: Sequence[str], include_background: bool = True,
-               nsd_tolerance: float = 1.0) -> tuple[list[dict], Any, np.ndarray]:
+               nsd_tolerance: float = 1.0, *, segmenter: Any = None, iou_threshold: float = 0.5,
+               truth_instances: Any = None) -> tuple[list[dict], Any, np.ndarray]:
     """Predict one case and compare it with its segmentation.
+
+    With ``segmenter`` (an ``InstanceSegmenter``), the rows also get the instance metrics
+    (see :func:`detailed_validation`).
 
     Returns:
         ``(rows, sample, prediction)``: the per-class metric rows (see
@@ -78,7 +87,16 @@ def score_case(model: Any, index: Any, metrics: Sequence[str], include_backgroun
     Raises:
         ShapeMismatchError: when the prediction and the truth differ in shape.
     """
-    prediction = model.predict([index], return_output=True, activation_output=False)[0]
+    from miseg.multi_model._calls import predict_arrays
+
+    found = None
+    if segmenter is None:
+        # MIScnn-style models (predict without return_output) go through the Data_IO.
+        prediction = predict_arrays(model, [index], activation_output=False)[0]
+    else:
+        from miseg.evaluation.instance_metrics import predict_case_instances
+
+        prediction, found = predict_case_instances(model, index, segmenter)
     sample = model.preprocessor.data_io.sample_loader(index, load_seg=True)
     truth = sample.seg_data[..., 0]
     prediction = _label_map(prediction, truth.ndim, index)
@@ -87,6 +105,18 @@ def score_case(model: Any, index: Any, metrics: Sequence[str], include_backgroun
         metrics=metrics, nsd_tolerance=nsd_tolerance, include_background=include_background,
         case=index,
     )
+    if found is not None:
+        from miseg.evaluation.instance_metrics import (
+            instance_metrics,
+            merge_instance_rows,
+            truth_case_instances,
+        )
+
+        spacing = _spacing_for(sample, truth.ndim)
+        truth_inst = truth_case_instances(index, truth, truth_instances, segmenter, spacing)
+        scores = instance_metrics(truth_inst, found, classes=model.classes,
+                                  iou_threshold=iou_threshold, case=index)
+        rows = merge_instance_rows(rows, scores)
     return rows, sample, prediction
 
 
@@ -102,6 +132,9 @@ def detailed_validation(
     confidence: float = 0.95,
     n_bootstrap: int = 1000,
     seed: int = 0,
+    instances: Any = False,
+    iou_threshold: float = 0.5,
+    truth_instances: Any = None,
 ) -> Any:
     """Predict every validation case and write per-case, per-class metric tables.
 
@@ -122,6 +155,13 @@ def detailed_validation(
         confidence: Confidence level of the bootstrap interval in the summary.
         n_bootstrap: Bootstrap resamples of the summary.
         seed: Seed of the bootstrap.
+        instances: Also score instances: ``True`` (default ``InstanceSegmenter``) or an
+            ``InstanceSegmenter``; adds the columns of
+            :data:`miseg.evaluation.instance_metrics.INSTANCE_METRIC_COLUMNS`.
+        iou_threshold: IoU a truth/predicted instance pair must exceed to match.
+        truth_instances: Truth instance maps: a callable ``index -> map`` or a mapping
+            (e.g. ``lambda i: load_nuclei_instances(path, i)``); ``None``: connected
+            components of the truth segmentation.
 
     Returns:
         The long metric table (pandas DataFrame: ``sample_id``, ``class``, metrics).
@@ -136,7 +176,12 @@ def detailed_validation(
     """
     from miseg.evaluation.reports import metrics_table, summary_table, wide_table, write_table
 
+    from miseg.processing.instances import resolve_segmenter
+
     names = resolve_detailed_metrics(metrics)
+    segmenter = resolve_segmenter(instances)
+    if not 0.0 <= float(iou_threshold) < 1.0:
+        raise ConfigurationError(f"iou_threshold={iou_threshold!r} must lie in [0, 1).")
     if isinstance(validation_samples, (str, bytes)):
         raise ConfigurationError(
             f"validation_samples must be a list of sample indices, got {validation_samples!r}."
@@ -147,7 +192,9 @@ def detailed_validation(
     os.makedirs(evaluation_path, exist_ok=True)
     rows: list[dict] = []
     for index in _folds.progress(samples, "Detailed validation", unit="case"):
-        case_rows, _, _ = score_case(model, index, names, include_background, nsd_tolerance)
+        case_rows, _, _ = score_case(model, index, names, include_background, nsd_tolerance,
+                                     segmenter=segmenter, iou_threshold=iou_threshold,
+                                     truth_instances=truth_instances)
         rows.extend(case_rows)
     table = metrics_table(rows)
     write_table(wide_table(table), os.path.join(evaluation_path, _folds.DETAILED_FILE))
@@ -156,6 +203,8 @@ def detailed_validation(
     write_table(summary, os.path.join(evaluation_path, _folds.DETAILED_SUMMARY_FILE))
     if draw_figures:
         draw_detailed_figures(table, model, evaluation_path, names)
+        if segmenter is not None:
+            draw_instance_figures(table, evaluation_path)
     return table
 
 
@@ -177,6 +226,15 @@ def draw_detailed_figures(table: Any, model: Any, evaluation_path: str, metrics:
             cases[index] = (sample.img_data, sample.seg_data[..., 0], prediction)
         paths.extend(plot_case_overlays(cases, table, evaluation_path, metric="dice").values())
     return paths
+
+
+def draw_instance_figures(table: Any, evaluation_path: str) -> str:
+    """Box plots of the instance metrics per foreground class (``detailed_validation.instances.png``)."""
+    from miseg.utils.plotting import plot_metric_boxplots
+
+    foreground = table[table["class"] != 0]
+    shown = [m for m in ("pq", "sq", "instance_f1", "matched_dice") if m in foreground.columns]
+    return plot_metric_boxplots(foreground, os.path.join(evaluation_path, _INSTANCE_BOXPLOT_FILE), shown)
 
 
 def _ranked_cases(table: Any) -> list:

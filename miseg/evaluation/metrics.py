@@ -18,6 +18,16 @@ Metrics (names accepted by ``metrics=``; see :data:`METRICS`):
 
 Aliases: ``jaccard`` -> ``iou``, ``sensitivity`` -> ``recall``, ``hausdorff`` -> ``hd``.
 
+Each metric is also a function of two arrays, ``metric(truth, pred, spacing=None, *,
+label=None)`` (:func:`dice`, :func:`iou`, :func:`precision`, :func:`recall`,
+:func:`hausdorff_distance`, :func:`hausdorff_distance_95`,
+:func:`average_symmetric_surface_distance`, :func:`normalized_surface_dice` with
+``tolerance=`` in mm, ...). Inputs are binary masks or label maps: with ``label=None`` the
+foreground (every nonzero voxel) is compared, so a multi-label map counts as one mask; with
+``label=c`` only ``truth == c`` versus ``pred == c``. Probability maps are refused (threshold
+or argmax first). For several metrics or every class of one case use :func:`binary_metrics`
+or :func:`case_metrics`, which share one :class:`MaskComparison` per class.
+
 Surface distances follow the standard voxel approach (MedPy, nnU-Net evaluation): the surface
 of a mask is the set of its voxels removed by one binary erosion with the face-connected
 structuring element (voxels on the image border count as surface). For each surface voxel of
@@ -58,11 +68,12 @@ components of truth and prediction per class and matches them one-to-one.
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence, Union
 
 import numpy as np
 from scipy import ndimage
 
+from miseg.data_loading.data_io import check_label_range
 from miseg.errors import ConfigurationError, DataError, ShapeMismatchError
 
 __all__ = [
@@ -154,8 +165,10 @@ def _safe_ratio(numerator: float, denominator: float, empty_value: float) -> flo
 class MaskComparison:
     """One binary truth/prediction pair; counts and surface distances are computed lazily.
 
-    Every metric function in :data:`METRICS` takes a ``MaskComparison``, so several metrics of
-    one pair share a single erosion and distance transform.
+    The shared cache behind the metric functions: every entry of :data:`METRICS` takes a
+    ``MaskComparison``, so several metrics of one pair share a single erosion and distance
+    transform (:func:`binary_metrics` and :func:`case_metrics` build one per class). The
+    public functions (:func:`dice`, ...) build one from two arrays, or take one alone.
 
     Args:
         truth: Boolean (or 0/1) ground-truth mask, 2D or 3D.
@@ -264,67 +277,55 @@ class MaskComparison:
         return "none"
 
 
-# -------------------------------------------------------------------------- metric functions
-def dice(cmp: MaskComparison) -> float:
-    """Dice coefficient ``2|T∩P| / (|T| + |P|)``; 1 when both masks are empty."""
+# ------------------------------------------------------------- metrics of one comparison
+# The registry below (METRICS) maps names to these functions of a MaskComparison, so table
+# code computes every metric of a pair from one cached comparison. The public functions
+# further down take arrays.
+def _dice(cmp: MaskComparison) -> float:
     return _safe_ratio(2 * cmp.tp, cmp.n_truth + cmp.n_pred, 1.0)
 
 
-def iou(cmp: MaskComparison) -> float:
-    """Intersection over union (Jaccard) ``|T∩P| / |T∪P|``; 1 when both masks are empty."""
+def _iou(cmp: MaskComparison) -> float:
     return _safe_ratio(cmp.tp, cmp.n_truth + cmp.n_pred - cmp.tp, 1.0)
 
 
-def precision(cmp: MaskComparison) -> float:
-    """Positive predictive value ``TP / (TP + FP)``; empty prediction: 1 if truth empty, else 0."""
+def _precision(cmp: MaskComparison) -> float:
     return _safe_ratio(cmp.tp, cmp.n_pred, 1.0 if cmp.n_truth == 0 else 0.0)
 
 
-def recall(cmp: MaskComparison) -> float:
-    """Sensitivity ``TP / (TP + FN)``; empty truth: 1 if prediction empty, else 0."""
+def _recall(cmp: MaskComparison) -> float:
     return _safe_ratio(cmp.tp, cmp.n_truth, 1.0 if cmp.n_pred == 0 else 0.0)
 
 
-def specificity(cmp: MaskComparison) -> float:
-    """True-negative rate ``TN / (TN + FP)``; 1 when the class fills the whole image."""
+def _specificity(cmp: MaskComparison) -> float:
     return _safe_ratio(cmp.tn, cmp.tn + cmp.fp, 1.0)
 
 
-def accuracy(cmp: MaskComparison) -> float:
-    """Voxel accuracy ``(TP + TN) / N``."""
+def _accuracy(cmp: MaskComparison) -> float:
     return _safe_ratio(cmp.tp + cmp.tn, cmp.truth.size, 1.0)
 
 
-def f1(cmp: MaskComparison) -> float:
-    """F1 score ``2TP / (2TP + FP + FN)`` (equal to Dice at voxel level)."""
+def _f1(cmp: MaskComparison) -> float:
     return _safe_ratio(2 * cmp.tp, 2 * cmp.tp + cmp.fp + cmp.fn, 1.0)
 
 
-def volume_truth(cmp: MaskComparison) -> float:
-    """Truth volume in mm^3 (voxel count times the voxel volume)."""
+def _volume_truth(cmp: MaskComparison) -> float:
     return cmp.n_truth * cmp.voxel_volume
 
 
-def volume_pred(cmp: MaskComparison) -> float:
-    """Predicted volume in mm^3."""
+def _volume_pred(cmp: MaskComparison) -> float:
     return cmp.n_pred * cmp.voxel_volume
 
 
-def volume_difference(cmp: MaskComparison) -> float:
-    """Signed volume difference ``V_pred - V_truth`` in mm^3."""
+def _volume_difference(cmp: MaskComparison) -> float:
     return (cmp.n_pred - cmp.n_truth) * cmp.voxel_volume
 
 
-def abs_volume_difference(cmp: MaskComparison) -> float:
-    """Absolute volume difference ``|V_pred - V_truth|`` in mm^3."""
+def _abs_volume_difference(cmp: MaskComparison) -> float:
     return abs(cmp.n_pred - cmp.n_truth) * cmp.voxel_volume
 
 
-def relative_volume_difference(cmp: MaskComparison) -> float:
-    """Signed relative volume difference ``(V_pred - V_truth) / V_truth``.
-
-    0 when both masks are empty, NaN when only the truth is empty.
-    """
+def _relative_volume_difference(cmp: MaskComparison) -> float:
     if cmp.n_truth == 0:
         return 0.0 if cmp.n_pred == 0 else float("nan")
     return (cmp.n_pred - cmp.n_truth) / cmp.n_truth
@@ -340,26 +341,22 @@ def _distances_or_convention(cmp: MaskComparison) -> np.ndarray | float:
     return np.concatenate([to_pred, to_truth])
 
 
-def hausdorff_distance(cmp: MaskComparison) -> float:
-    """Symmetric Hausdorff distance between the two surfaces in mm."""
+def _hausdorff_distance(cmp: MaskComparison) -> float:
     d = _distances_or_convention(cmp)
     return d if isinstance(d, float) else float(d.max())
 
 
-def hausdorff_distance_95(cmp: MaskComparison) -> float:
-    """95th percentile of the union of both directed surface-distance sets, in mm."""
+def _hausdorff_distance_95(cmp: MaskComparison) -> float:
     d = _distances_or_convention(cmp)
     return d if isinstance(d, float) else float(np.percentile(d, 95))
 
 
-def average_symmetric_surface_distance(cmp: MaskComparison) -> float:
-    """Mean of the union of both directed surface-distance sets, in mm."""
+def _average_symmetric_surface_distance(cmp: MaskComparison) -> float:
     d = _distances_or_convention(cmp)
     return d if isinstance(d, float) else float(d.mean())
 
 
-def normalized_surface_dice(cmp: MaskComparison) -> float:
-    """Fraction of surface voxels of both masks within ``nsd_tolerance`` mm of the other surface."""
+def _normalized_surface_dice(cmp: MaskComparison) -> float:
     state = cmp._empty_state
     if state != "none":
         return 1.0 if state == "both" else 0.0
@@ -371,24 +368,205 @@ def normalized_surface_dice(cmp: MaskComparison) -> float:
 
 
 METRICS: Mapping[str, Callable[[MaskComparison], float]] = {
-    "dice": dice,
-    "iou": iou,
-    "precision": precision,
-    "recall": recall,
-    "specificity": specificity,
-    "accuracy": accuracy,
-    "f1": f1,
-    "volume_truth": volume_truth,
-    "volume_pred": volume_pred,
-    "volume_difference": volume_difference,
-    "abs_volume_difference": abs_volume_difference,
-    "relative_volume_difference": relative_volume_difference,
-    "hd": hausdorff_distance,
-    "hd95": hausdorff_distance_95,
-    "assd": average_symmetric_surface_distance,
-    "nsd": normalized_surface_dice,
+    "dice": _dice,
+    "iou": _iou,
+    "precision": _precision,
+    "recall": _recall,
+    "specificity": _specificity,
+    "accuracy": _accuracy,
+    "f1": _f1,
+    "volume_truth": _volume_truth,
+    "volume_pred": _volume_pred,
+    "volume_difference": _volume_difference,
+    "abs_volume_difference": _abs_volume_difference,
+    "relative_volume_difference": _relative_volume_difference,
+    "hd": _hausdorff_distance,
+    "hd95": _hausdorff_distance_95,
+    "assd": _average_symmetric_surface_distance,
+    "nsd": _normalized_surface_dice,
 }
-"""Metric name -> function of a :class:`MaskComparison` returning a float."""
+"""Metric name -> function of one :class:`MaskComparison` returning a float (the shared
+cache behind :func:`binary_metrics`, :func:`case_metrics` and the array functions)."""
+
+
+# ------------------------------------------------------------------ metrics of two arrays
+def _binary_mask(mask: np.ndarray, label: int | None, name: str) -> np.ndarray:
+    if mask.dtype == bool and label is None:
+        return mask
+    if np.issubdtype(mask.dtype, np.floating) and not np.all(np.isfinite(mask) & (mask == np.round(mask))):
+        raise DataError(
+            f"{name} holds non-integer values (a probability map?); metrics compare masks or "
+            f"label maps: threshold it or take the argmax first."
+        )
+    return mask != 0 if label is None else mask == label
+
+
+def _comparison(
+    truth: Any,
+    pred: Any,
+    spacing: Sequence[float] | None,
+    label: int | None,
+    tolerance: float | None = None,
+) -> MaskComparison:
+    """The cached comparison behind an array metric call (or the one passed in)."""
+    if isinstance(truth, MaskComparison):
+        if pred is not None or spacing is not None or label is not None:
+            raise ConfigurationError(
+                "A MaskComparison already fixes both masks and the spacing; pass it alone, "
+                "or pass (truth, pred, spacing=..., label=...) arrays."
+            )
+        if tolerance is not None and float(tolerance) != truth.nsd_tolerance:
+            return MaskComparison(truth.truth, truth.pred, truth.spacing, tolerance)
+        return truth
+    if pred is None:
+        raise ConfigurationError("The metric needs the prediction: call it as metric(truth, pred).")
+    if label is not None and (isinstance(label, bool) or not isinstance(label, (int, np.integer))):
+        raise ConfigurationError(f"label={label!r} must be an int class label or None (foreground).")
+    truth, pred, spacing = _prepare_pair(truth, pred, spacing, None)
+    return MaskComparison(
+        _binary_mask(truth, label, "truth"), _binary_mask(pred, label, "pred"), spacing,
+        1.0 if tolerance is None else tolerance,
+    )
+
+
+MaskInput = Union[np.ndarray, MaskComparison]
+"""A mask or label map, or a :class:`MaskComparison` holding both masks."""
+
+
+def dice(truth: MaskInput, pred: np.ndarray | None = None, spacing: Sequence[float] | None = None,
+         *, label: int | None = None) -> float:
+    """Dice coefficient ``2|T∩P| / (|T| + |P|)``; 1 when both masks are empty.
+
+    Args:
+        truth: Ground-truth mask or label map, 2D or 3D (a trailing ``(..., 1)`` axis is
+            dropped), or a :class:`MaskComparison` passed alone.
+        pred: Predicted mask or label map of the same shape.
+        spacing: Voxel size per axis in mm; ``None`` means 1. Only volumes and surface
+            distances use it.
+        label: Compare ``truth == label`` with ``pred == label``. ``None`` compares the
+            foreground: every nonzero voxel (a multi-label map is merged into one mask).
+
+    Returns:
+        The metric (see the module docstring for empty masks).
+
+    Raises:
+        ShapeMismatchError: when the shapes differ.
+        DataError: for non-integer (probability) values.
+
+    Example:
+        >>> t = np.zeros((8, 8), int); t[2:6, 2:6] = 1
+        >>> dice(t, np.roll(t, 1, axis=0)), dice(t * 2, t, label=2)
+        (0.75, 0.0)
+    """
+    return _dice(_comparison(truth, pred, spacing, label))
+
+
+def iou(truth: MaskInput, pred: np.ndarray | None = None, spacing: Sequence[float] | None = None,
+        *, label: int | None = None) -> float:
+    """Intersection over union (Jaccard) ``|T∩P| / |T∪P|``; 1 when both are empty. Args: as :func:`dice`."""
+    return _iou(_comparison(truth, pred, spacing, label))
+
+
+def precision(truth: MaskInput, pred: np.ndarray | None = None,
+              spacing: Sequence[float] | None = None, *, label: int | None = None) -> float:
+    """Positive predictive value ``TP / (TP + FP)``; empty prediction: 1 if the truth is
+    empty too, else 0. Args: as :func:`dice`."""
+    return _precision(_comparison(truth, pred, spacing, label))
+
+
+def recall(truth: MaskInput, pred: np.ndarray | None = None, spacing: Sequence[float] | None = None,
+           *, label: int | None = None) -> float:
+    """Sensitivity ``TP / (TP + FN)``; empty truth: 1 if the prediction is empty too, else 0.
+    Args: as :func:`dice`."""
+    return _recall(_comparison(truth, pred, spacing, label))
+
+
+def specificity(truth: MaskInput, pred: np.ndarray | None = None,
+                spacing: Sequence[float] | None = None, *, label: int | None = None) -> float:
+    """True-negative rate ``TN / (TN + FP)``; 1 when the mask fills the image. Args: as :func:`dice`."""
+    return _specificity(_comparison(truth, pred, spacing, label))
+
+
+def accuracy(truth: MaskInput, pred: np.ndarray | None = None,
+             spacing: Sequence[float] | None = None, *, label: int | None = None) -> float:
+    """Voxel accuracy ``(TP + TN) / N``. Args: as :func:`dice`."""
+    return _accuracy(_comparison(truth, pred, spacing, label))
+
+
+def f1(truth: MaskInput, pred: np.ndarray | None = None, spacing: Sequence[float] | None = None,
+       *, label: int | None = None) -> float:
+    """F1 score ``2TP / (2TP + FP + FN)`` (equal to Dice at voxel level). Args: as :func:`dice`."""
+    return _f1(_comparison(truth, pred, spacing, label))
+
+
+def volume_truth(truth: MaskInput, pred: np.ndarray | None = None,
+                 spacing: Sequence[float] | None = None, *, label: int | None = None) -> float:
+    """Truth volume in mm^3 (voxel count times the voxel volume). Args: as :func:`dice`."""
+    return _volume_truth(_comparison(truth, pred, spacing, label))
+
+
+def volume_pred(truth: MaskInput, pred: np.ndarray | None = None,
+                spacing: Sequence[float] | None = None, *, label: int | None = None) -> float:
+    """Predicted volume in mm^3. Args: as :func:`dice`."""
+    return _volume_pred(_comparison(truth, pred, spacing, label))
+
+
+def volume_difference(truth: MaskInput, pred: np.ndarray | None = None,
+                      spacing: Sequence[float] | None = None, *, label: int | None = None) -> float:
+    """Signed volume difference ``V_pred - V_truth`` in mm^3. Args: as :func:`dice`."""
+    return _volume_difference(_comparison(truth, pred, spacing, label))
+
+
+def abs_volume_difference(truth: MaskInput, pred: np.ndarray | None = None,
+                          spacing: Sequence[float] | None = None, *, label: int | None = None) -> float:
+    """Absolute volume difference ``|V_pred - V_truth|`` in mm^3. Args: as :func:`dice`."""
+    return _abs_volume_difference(_comparison(truth, pred, spacing, label))
+
+
+def relative_volume_difference(truth: MaskInput, pred: np.ndarray | None = None,
+                               spacing: Sequence[float] | None = None, *,
+                               label: int | None = None) -> float:
+    """Signed relative volume difference ``(V_pred - V_truth) / V_truth``; 0 when both are
+    empty, NaN when only the truth is. Args: as :func:`dice`."""
+    return _relative_volume_difference(_comparison(truth, pred, spacing, label))
+
+
+def hausdorff_distance(truth: MaskInput, pred: np.ndarray | None = None,
+                       spacing: Sequence[float] | None = None, *, label: int | None = None) -> float:
+    """Symmetric Hausdorff distance between the two surfaces in mm. Args: as :func:`dice`.
+
+    Example:
+        >>> t = np.zeros((8, 8), bool); t[2:6, 2:6] = True
+        >>> hausdorff_distance(t, np.roll(t, 1, axis=0), spacing=(2.0, 1.0))
+        2.0
+    """
+    return _hausdorff_distance(_comparison(truth, pred, spacing, label))
+
+
+def hausdorff_distance_95(truth: MaskInput, pred: np.ndarray | None = None,
+                          spacing: Sequence[float] | None = None, *, label: int | None = None) -> float:
+    """95th percentile of the union of both directed surface-distance sets, in mm.
+    Args: as :func:`dice`."""
+    return _hausdorff_distance_95(_comparison(truth, pred, spacing, label))
+
+
+def average_symmetric_surface_distance(truth: MaskInput, pred: np.ndarray | None = None,
+                                       spacing: Sequence[float] | None = None, *,
+                                       label: int | None = None) -> float:
+    """Mean of the union of both directed surface-distance sets, in mm. Args: as :func:`dice`."""
+    return _average_symmetric_surface_distance(_comparison(truth, pred, spacing, label))
+
+
+def normalized_surface_dice(truth: MaskInput, pred: np.ndarray | None = None,
+                            spacing: Sequence[float] | None = None, tolerance: float | None = None,
+                            *, label: int | None = None) -> float:
+    """Fraction of the surface voxels of both masks within ``tolerance`` mm of the other surface.
+
+    Args:
+        tolerance: Distance in mm (default 1, or the comparison's ``nsd_tolerance``).
+        Other arguments: as :func:`dice`.
+    """
+    return _normalized_surface_dice(_comparison(truth, pred, spacing, label, tolerance))
 
 METRIC_ALIASES: Mapping[str, str] = {
     "jaccard": "iou",
@@ -506,6 +684,8 @@ def case_metrics(
 
     Raises:
         ShapeMismatchError: when truth and prediction shapes differ.
+        LabelError: when ``classes`` is a count and the truth holds labels outside
+            ``0..classes-1`` (they would silently go unscored).
         ConfigurationError: for unknown metrics, bad classes, spacing or tolerance.
 
     Example:
@@ -516,6 +696,8 @@ def case_metrics(
     names = resolve_metric_names(metrics)
     labels = _class_labels(classes, include_background)
     truth, pred, spacing = _prepare_pair(truth, pred, spacing, case)
+    if isinstance(classes, (int, np.integer)):
+        check_label_range(case, truth, int(classes))
     rows = []
     for label in labels:
         cmp = MaskComparison(truth == label, pred == label, spacing, nsd_tolerance)

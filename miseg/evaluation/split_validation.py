@@ -7,7 +7,6 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from miseg.errors import ConfigurationError
 from miseg.evaluation import _execution, _folds
 
 __all__ = ["split_validation"]
@@ -36,10 +35,13 @@ def split_validation(
     before training, and ``save_models``/``callbacks`` are honoured (the model starts from its
     initial weights with a fresh optimizer).
 
-    Files in ``evaluation_path``: ``sample_list.json``, ``history.tsv``, ``model.keras`` (best
-    ``val_loss``, with ``save_models``), ``validation.*.png`` (``draw_figures``) and the
-    ``detailed_validation.*`` tables (``run_detailed_evaluation``). A finished run leaves a
-    ``.complete`` marker; running again overwrites the folder's results.
+    Files in ``evaluation_path``: ``sample_list.json``, ``history.tsv``, ``model.keras`` and
+    ``model.hdf5`` (best ``val_loss``, with ``save_models``), ``validation.*.png``
+    (``draw_figures``) and the ``detailed_validation.*`` tables (``run_detailed_evaluation``).
+    A finished run leaves a ``.complete`` marker; running again overwrites the split's own
+    results. The folder may hold a cross-validation (``cross_validation.json``,
+    ``fold_<i>/``); the split is refused only when it would overwrite that run's pooled
+    ``detailed_validation.*`` files.
 
     Args:
         sample_list: Case indices.
@@ -60,6 +62,10 @@ def split_validation(
     Returns:
         The history dict with ``return_output``, else ``None``.
 
+    Raises:
+        ConfigurationError: for invalid settings, or when a cross-validation in
+            ``evaluation_path`` wrote files this run would overwrite.
+
     Example:
         >>> split_validation(ids, model, percentage=0.2, epochs=50, seed=1, draw_figures=True)
     """
@@ -72,11 +78,13 @@ def split_validation(
         from miseg.evaluation.detailed_validation import resolve_detailed_metrics
 
         resolve_detailed_metrics(metrics)
-    if os.path.isfile(os.path.join(evaluation_path, _folds.RUN_FILE)):
-        raise ConfigurationError(
-            f"The evaluation folder {os.path.abspath(evaluation_path)!r} holds a "
-            f"cross-validation run; choose another evaluation_path for the split validation."
-        )
+    if model is not None:
+        from miseg.multi_model._calls import check_class_weight
+
+        check_class_weight(model, class_weight)
+    cv_files = _folds.cross_validation_files(evaluation_path)
+    _folds.refuse_collisions(evaluation_path, _planned_files(draw_figures, run_detailed_evaluation),
+                             cv_files, "a cross-validation's")
     order = np.random.default_rng(seed).permutation(len(samples))
     validation = [samples[i] for i in sorted(order[:n_val])]
     training = [samples[i] for i in sorted(order[n_val:])]
@@ -87,5 +95,14 @@ def split_validation(
         callbacks=callbacks, save_models=save_models, draw_figures=draw_figures,
         run_detailed_evaluation=run_detailed_evaluation, metrics=metrics, class_weight=class_weight,
         extra={"type": "split_validation", "percentage": float(percentage), "seed": seed},
+        keep=sorted(cv_files),
     )
     return history if return_output else None
+
+
+def _planned_files(draw_figures: bool, detailed: bool) -> list[str]:
+    """The split's files that a cross-validation can also write into the same folder."""
+    if not detailed:
+        return []
+    tables = [_folds.DETAILED_FILE, _folds.DETAILED_LONG_FILE, _folds.DETAILED_SUMMARY_FILE]
+    return tables + ([_folds.DETAILED_BOXPLOT_FILE] if draw_figures else [])

@@ -71,7 +71,7 @@ class CrossValidationGroup(Model_Group):
         """Split ``samples`` into ``folds`` folds and train member ``i`` on fold ``i``'s split.
 
         Member ``i`` writes to ``<evaluation_path>/group_<i>/``: ``sample_list.json``,
-        ``history.tsv``, ``model.keras`` (best ``val_loss``, with ``save_models``),
+        ``history.tsv``, ``model.keras`` and ``model.hdf5`` (best ``val_loss``, with ``save_models``),
         ``validation.*.png`` (``draw_figures``) and a ``.complete`` marker.
 
         Args:

@@ -12,6 +12,13 @@ __all__ = ["Model"]
 class Model(ABC):
     """Base class of ``Neural_Network`` and ``Model_Group``.
 
+    A user subclass may implement just MIScnn's abstract signatures: ``predict(sample_list,
+    activation_output=False)`` writing through the Data_IO, ``evaluate(training_samples,
+    validation_samples, evaluation_path="evaluation", epochs=20, iterations=None,
+    callbacks=None)``, a ``dump(file_path)`` that returns nothing. ``Model_Group``,
+    ``CrossValidationGroup`` and the evaluation drivers call such a model with only the
+    arguments its signature takes and read its predictions back from the Data_IO.
+
     Args:
         preprocessor: The Preprocessor (its interface decides dimensionality, channels
             and classes).

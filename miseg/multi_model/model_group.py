@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -15,6 +16,7 @@ __all__ = ["Model_Group", "mean_aggregation"]
 
 METADATA_FILE = "metadata.json"
 GROUP_FORMAT = 1
+_MEMBER_DIR = re.compile(r"^group_(\d+)$")
 
 
 def member_dir(path: str, position: int) -> str:
@@ -135,14 +137,22 @@ class Model_Group(Model):
         """Train every member with validation; results go to ``<evaluation_path>/group_<i>``.
 
         Each member starts from its initial state and writes ``history.tsv`` and, with
-        ``save_models``, the best-``val_loss`` checkpoint ``model.keras``. Unlike MIScnn, the
-        data's output path is left unchanged.
+        ``save_models``, the best-``val_loss`` model as ``model.keras`` and ``model.hdf5``
+        (MIScnn's name). A member whose ``evaluate`` takes ``evaluation_path`` (MIScnn's
+        signature) gets its folder; ``class_weight`` is passed only to members that take it.
+        Unlike MIScnn, the data's output path is left unchanged.
 
         Returns:
             One history dict per member.
+
+        Raises:
+            ConfigurationError: when ``class_weight`` is given and a member cannot take it.
         """
         from miseg.data_loading.data_io import backup_history
+        from miseg.multi_model._calls import call_evaluate, check_class_weight
 
+        for member in self.models:  # fail before the first member trains
+            check_class_weight(member, class_weight)
         histories = []
         for position, member in enumerate(self.models):
             directory = member_dir(evaluation_path, position)
@@ -157,17 +167,17 @@ class Model_Group(Model):
                 )
                 histories.append(result)
                 continue
-            checkpoint_path = os.path.join(directory, _folds.MODEL_FILE)
-            if save_models and _folds.keras_backed(member):
-                run_callbacks.append(_folds.checkpoint(checkpoint_path))
-            history = _folds.history_dict(member.evaluate(
-                training_samples, validation_samples, epochs=epochs, iterations=iterations,
-                callbacks=run_callbacks, class_weight=class_weight,
+            leaf = _folds.keras_backed(member)
+            if save_models and leaf:
+                run_callbacks.append(_folds.checkpoint(directory))
+            history = _folds.history_dict(call_evaluate(
+                member, training_samples, validation_samples, epochs=epochs, iterations=iterations,
+                callbacks=run_callbacks, class_weight=class_weight, evaluation_path=directory,
             ))
             if history:
                 backup_history(history, directory)
-            if save_models and not os.path.isfile(checkpoint_path):
-                _folds.save_model(member, directory)
+            if save_models and not (leaf and _folds.fold_model_saved(directory)):
+                _folds.save_fold_model(member, directory)
             histories.append(history)
         return histories
 
@@ -175,6 +185,10 @@ class Model_Group(Model):
     def predict(self, sample_list: Sequence[Any], aggregation_func: Callable | None = None,
                 activation_output: bool = False, return_output: bool = False) -> list | None:
         """Predict with the ensemble: members' probability maps, aggregated per case.
+
+        Members whose ``predict`` has no ``return_output`` (MIScnn's signature) predict
+        through the Data_IO into ``<output_path>/group_<i>/``, and their probability maps are
+        read back from there, as in MIScnn.
 
         Args:
             sample_list: Case indices.
@@ -199,13 +213,16 @@ class Model_Group(Model):
                 f"second parameter is the aggregation, as in MIScnn; pass return_output= and "
                 f"activation_output= as keywords)."
             )
+        from miseg.multi_model._calls import predict_arrays
+
         aggregate = aggregation_func or mean_aggregation
         data_io = self.preprocessor.data_io
         results = []
         for index in _folds.progress(list(sample_list), "Ensemble prediction", unit="case"):
             members = [
-                np.asarray(member.predict([index], activation_output=True, return_output=True)[0])
-                for member in self.models
+                np.asarray(predict_arrays(member, [index], activation_output=True,
+                                          output_path=member_dir(data_io.output_path, position))[0])
+                for position, member in enumerate(self.models)
             ]
             sample = data_io.sample_loader(index, load_seg=False)
             combined = np.asarray(aggregate(sample, members))
@@ -247,8 +264,10 @@ class Model_Group(Model):
         """Save the group into the folder ``file_path``.
 
         Layout: ``metadata.json`` (type, format, classes and one entry per member with its
-        type and relative file) and ``group_<i>/model.keras`` per network member (a nested
-        group gets its own folder). ``metadata.json`` is written last.
+        type and relative path) and one ``group_<i>/`` folder per member, as in MIScnn:
+        ``group_<i>/model.keras`` for a network, a nested group's own layout, and for any
+        other ``Model`` whatever its ``dump(group_<i>)`` writes there (the folder is created
+        first). ``metadata.json`` is written last.
 
         Returns:
             The folder.
@@ -275,35 +294,61 @@ class Model_Group(Model):
         return path
 
     def load(self, file_path: str, custom_objects: dict | None = None) -> None:
-        """Load weights saved by :meth:`dump` into this group's members (in position order).
+        """Load a group saved by :meth:`dump` into this group's members (in position order).
+
+        Member ``i`` loads from the path stored in ``metadata.json``; a folder without it
+        (MIScnn's layout: only ``group_<n>/`` sub-folders) is read by ascending ``n``. Each
+        member's ``load(path, custom_objects)`` does the work, so the group must be built
+        like the saved one.
+
+        Args:
+            file_path: The folder written by :meth:`dump`.
+            custom_objects: Passed to every member's ``load`` (``{}`` when ``None``).
 
         Raises:
-            DataNotFoundError: when the folder or its ``metadata.json`` is missing.
+            DataNotFoundError: when the folder holds no saved group.
             CorruptFileError: for unreadable metadata.
             ConfigurationError: when the stored group does not fit this one (member count,
                 types, classes).
         """
         path = os.fspath(file_path)
-        meta_path = os.path.join(path, METADATA_FILE)
-        if not os.path.isdir(path) or not os.path.isfile(meta_path):
-            raise DataNotFoundError(f"No Model_Group at {path!r} (expected {meta_path}).")
-        meta = _folds.read_json(meta_path)
-        members = meta.get("members") if isinstance(meta, dict) else None
-        if not isinstance(members, list):
-            raise CorruptFileError(f"{meta_path!r} has no 'members' list.")
-        if len(members) != len(self.models):
+        stored = self._stored_members(path)
+        if len(stored) != len(self.models):
             raise ConfigurationError(
-                f"{path!r} holds {len(members)} members, this group has {len(self.models)}; "
+                f"{path!r} holds {len(stored)} members, this group has {len(self.models)}; "
                 f"load into a group built like the saved one."
             )
-        if int(meta.get("classes", self.classes)) != self.classes:
-            raise ConfigurationError(
-                f"{path!r} was saved for {meta.get('classes')} classes, this group has {self.classes}."
-            )
-        for entry, member in zip(sorted(members, key=lambda e: e["position"]), self.models):
-            if entry.get("type") != type(member).__name__:
+        for position, ((kind, member_path), member) in enumerate(zip(stored, self.models)):
+            if kind is not None and kind != type(member).__name__:
                 raise ConfigurationError(
-                    f"{path!r}: member {entry.get('position')} was a {entry.get('type')}, this "
-                    f"group's is a {type(member).__name__}."
+                    f"{path!r}: member {position} was a {kind}, this group's is a "
+                    f"{type(member).__name__}."
                 )
-            member.load(os.path.join(path, entry["path"]), custom_objects)
+            member.load(member_path, dict(custom_objects) if custom_objects is not None else {})
+
+    def _stored_members(self, path: str) -> list[tuple[str | None, str]]:
+        """``(type name or None, path)`` of each saved member, in position order."""
+        meta_path = os.path.join(path, METADATA_FILE)
+        if os.path.isfile(meta_path):
+            meta = _folds.read_json(meta_path)
+            members = meta.get("members") if isinstance(meta, dict) else None
+            if not isinstance(members, list) or not all(
+                    isinstance(e, dict) and "path" in e and "position" in e for e in members):
+                raise CorruptFileError(f"{meta_path!r} has no valid 'members' list.")
+            if int(meta.get("classes", self.classes)) != self.classes:
+                raise ConfigurationError(
+                    f"{path!r} was saved for {meta.get('classes')} classes, this group has {self.classes}."
+                )
+            ordered = sorted(members, key=lambda e: int(e["position"]))
+            return [(e.get("type"), os.path.join(path, e["path"])) for e in ordered]
+        folders = {}
+        if os.path.isdir(path):
+            for name in os.listdir(path):
+                match = _MEMBER_DIR.match(name)
+                if match and os.path.isdir(os.path.join(path, name)):
+                    folders[int(match.group(1))] = os.path.join(path, name)
+        if not folders:
+            raise DataNotFoundError(
+                f"No Model_Group at {path!r}: expected {METADATA_FILE} or group_<i>/ member folders."
+            )
+        return [(None, folders[n]) for n in sorted(folders)]

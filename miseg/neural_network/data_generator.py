@@ -30,7 +30,9 @@ class DataGenerator(keras.utils.PyDataset):
         validation: Training batches without augmentation and with fixed crops, so that
             validation metrics are comparable across epochs.
         shuffle: Reshuffle the case order every epoch (training only).
-        iterations: Batches per epoch; default ``ceil(cases * patches_per_sample / batch_size)``.
+        iterations: Batches per epoch; default ``ceil(cases * patches_per_sample / batch_size)``
+            (``patchwise-grid``: ``ceil(grid patches of all cases / batch_size)``, every patch
+            once per epoch; more iterations wrap around to the start of the epoch's order).
         seed: Seed of the batch recipes; defaults to the preprocessor's seed.
         workers: Keras workers producing batches ahead of the model.
         use_multiprocessing: Workers are processes (recommended: augmentation is CPU-bound
@@ -75,14 +77,20 @@ class DataGenerator(keras.utils.PyDataset):
         self._owner_pid = os.getpid()
         self._niced = False
         self._epoch_order: tuple[int, list] | None = None
+        self._epoch_grid: tuple[int, list] | None = None
         self._pointers: int | None = None
         self._prediction_batches: list | None = None
         if preprocessor.prepare_subfunctions:
-            preprocessor.run_subfunctions(self.sample_list, training)
+            preprocessor.run_subfunctions(self.sample_list, training, backup=False)
         if preprocessor.prepare_batches:
             self._pointers = preprocessor.run(self.sample_list, training, validation) + 1
 
     # ------------------------------------------------------------------ sizes
+    @property
+    def grid_training(self) -> bool:
+        """Training batches are made of every grid patch of every case (``patchwise-grid``)."""
+        return self.training and self.preprocessor.analysis == "patchwise-grid"
+
     @property
     def cases_per_batch(self) -> int:
         """Cases loaded for one batch: ``ceil(batch_size / patches_per_sample)``."""
@@ -95,6 +103,8 @@ class DataGenerator(keras.utils.PyDataset):
             return self._pointers
         if not self.training:
             return len(self._prediction())
+        if self.grid_training:
+            return max(1, math.ceil(len(self._grid_order(0)) / self.preprocessor.batch_size))
         n_items = len(self.sample_list) * self.preprocessor.patches_per_sample
         return max(1, math.ceil(n_items / self.preprocessor.batch_size))
 
@@ -112,6 +122,47 @@ class DataGenerator(keras.utils.PyDataset):
             perm = np.random.default_rng([self.seed, 7, epoch]).permutation(len(self.sample_list))
             self._epoch_order = (epoch, [self.sample_list[i] for i in perm])
         return self._epoch_order[1]
+
+    def _grid_order(self, epoch: int) -> list[tuple[Any, tuple[int, ...]]]:
+        """The epoch's ``(case, patch start)`` items: every grid patch of every case.
+
+        Shuffled training draws the case order from ``(seed, epoch)`` and shuffles the
+        patches within consecutive groups of ``sample_cache_size`` cases, so a batch mixes
+        several cases while each case is still preprocessed about once per epoch. Without
+        shuffling (and for validation) the order is case by case, in grid order.
+        """
+        if self._epoch_grid is not None and self._epoch_grid[0] == epoch:
+            return self._epoch_grid[1]
+        pp = self.preprocessor
+        shuffled = self.shuffle and not self.validation
+        order = self._order(epoch)
+        group = max(1, int(pp.sample_cache_size)) if shuffled else 1
+        items: list[tuple[Any, tuple[int, ...]]] = []
+        for g, start in enumerate(range(0, len(order), group)):
+            block = [(case, pos) for case in order[start:start + group] for pos in pp.grid_layout(case)]
+            if shuffled:
+                perm = np.random.default_rng([self.seed, 8, epoch, g]).permutation(len(block))
+                block = [block[i] for i in perm]
+            items.extend(block)
+        if not items:
+            raise ConfigurationError("patchwise-grid training found no patches in sample_list.")
+        self._epoch_grid = (epoch, items)
+        return items
+
+    def _grid_batch(self, idx: int, epoch: int) -> Any:
+        pp = self.preprocessor
+        order = self._grid_order(epoch)
+        start = idx * pp.batch_size
+        if self.iterations is None:
+            picks = range(start, min(start + pp.batch_size, len(order)))
+        else:
+            picks = range(start, start + pp.batch_size)
+        items: list = []
+        for j, k in enumerate(picks):
+            case, position = order[k % len(order)]
+            rng = np.random.default_rng([self.seed, int(self.validation), epoch, idx, j])
+            items.extend(pp.grid_items(case, [position], rng, augment=not self.validation))
+        return pp.to_batch(items)
 
     def _lower_worker_priority(self) -> None:
         """In a worker process, yield the CPU to the model's threads.
@@ -139,6 +190,8 @@ class DataGenerator(keras.utils.PyDataset):
         if not self.training:
             return self._prediction()[idx][0]
         epoch = 0 if self.validation else self.epoch
+        if self.grid_training:
+            return self._grid_batch(idx, epoch)
         order = self._order(epoch)
         per_case = pp.patches_per_sample
         items: list = []

@@ -295,6 +295,7 @@ def crossentropy_per_sample(
     class_factors: Any = None,
     gammas: Any = None,
     class_weights: Any = None,
+    normalize: bool = False,
 ) -> Any:
     """Per-sample mean over voxels of ``Σ_c w_c·f_c·(1 − p_c)^g_c · (−t_c·log p_c)``.
 
@@ -306,11 +307,16 @@ def crossentropy_per_sample(
             combo losses) or ``None``.
         gammas: ``(C,)`` focal exponents ``g_c`` or ``None`` (plain cross-entropy).
         class_weights: ``(C,)`` class weights ``w_c`` or ``None``.
+        normalize: First divide ``y_pred`` by its sum over classes, as Keras'
+            ``categorical_crossentropy`` does (a no-op for softmax outputs; it matters for
+            sigmoid outputs).
 
     Returns:
         ``(N,)`` tensor.
     """
     eps = keras.config.epsilon()
+    if normalize:
+        y_pred = y_pred / ops.sum(y_pred, axis=-1, keepdims=True)
     y_pred = ops.clip(y_pred, eps, 1.0 - eps)
     terms = -y_true * ops.log(y_pred)
     if gammas is not None:

@@ -4,24 +4,34 @@ All functions take one-hot ``y_true`` and softmax ``y_pred`` of shape ``(N, x, y
 (2D) or ``(N, x, y, z, C)`` (3D) for any number of classes ``C >= 2``, and return a scalar
 (the mean over the batch). Factories (``combo_loss(...)``, ``asym_unified_focal_loss(...)``,
 ...) return :class:`keras.losses.Loss` instances whose ``name`` is the MIScnn factory
-name. Everything is registered with Keras (package ``"miseg"``), so a model compiled with
-these objects and saved as ``.keras`` loads with ``keras.models.load_model(path)`` once
-this module has been imported.
+name; as in many MIScnn scripts they may also be passed *uncalled*
+(``loss=focal_tversky_loss``), which means their default configuration. Everything is
+registered with Keras (package ``"miseg"``) as soon as both ``miseg`` and ``keras`` are
+imported, so a model compiled with these objects and saved as ``.keras`` loads with a
+plain ``keras.models.load_model(path)``.
+
+**Same values as MIScnn.** Every MIScnn name computes what MIScnn 1.4 computes, on the
+same scale and with the same smoothing, as reported by Keras (the mean over the batch):
+``tversky_loss`` is ``C − Σ_c TI_c`` per sample (range ``[0, C]``), ``tversky_crossentropy``
+adds the mean cross-entropy to that, ``dice_weighted(w)`` is ``−mean_c(w_c·Dice_c)``.
+Normalised variants, ``C`` times smaller or in ``[0, 1]``, have their own names:
+:func:`tversky_loss_normalized`, :func:`tversky_crossentropy_normalized`,
+:func:`dice_weighted_normalized`.
 
 Per-class weights for any loss here: :func:`class_weighted_loss` (Keras 3's
 ``fit(class_weight=...)`` cannot handle ``(N, x, y[, z], C)`` targets).
 
-Changes from MIScnn 1.4 (its defects are fixed, the API is kept):
+Where MIScnn 1.4 was broken, miseg keeps the API and fixes the computation:
 
-* ``tversky_loss`` is ``mean_c(1 − TI_c)`` in ``[0, 1]``; MIScnn returned ``C − Σ_c TI_c``
-  in ``[0, C]`` (the same optimum, ``C`` times the scale). ``alpha`` (FP weight) and ``beta``
-  (FN weight) are configurable.
-* ``dice_weighted(weights)`` returns the positive scalar ``1 − weighted mean soft Dice``
-  instead of a negative ``(N, C)`` tensor.
-* ``combo_loss`` works: ``alpha·CE_beta + (1 − alpha)·(1 − soft Dice)``, multi-class.
+* ``combo_loss`` works: ``alpha·CE_beta + (1 − alpha)·(1 − soft Dice)``, multi-class
+  (MIScnn's crashed).
 * The symmetric/asymmetric focal (Tversky) and unified focal losses work for 2D and 3D and
   any ``C``: class 0 is background, every other class is foreground (Yeung et al. 2021,
-  "Unified Focal loss").
+  "Unified Focal loss"). For 2D binary input they equal MIScnn's.
+* ``dice_weighted`` returns the per-sample value (a scalar when called directly) instead of
+  an ``(N, C)`` tensor built with ``K.variable``; the value Keras reports is the same.
+* ``tversky_loss`` takes ``alpha`` (FP weight) and ``beta`` (FN weight); both default to
+  MIScnn's fixed 0.5.
 * Powers with exponents below 1 use ``max(1 − TI, eps)`` so gradients stay finite at a
   perfect prediction.
 
@@ -33,7 +43,8 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import functools
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import keras
@@ -83,6 +94,9 @@ __all__ = [
     "sym_unified_focal_loss",
     "asym_unified_focal_loss",
     # miseg additions
+    "tversky_loss_normalized",
+    "tversky_crossentropy_normalized",
+    "dice_weighted_normalized",
     "class_weighted_loss",
     "SegmentationLoss",
     "DiceCoefficientLoss",
@@ -112,10 +126,19 @@ _REDUCTION = "sum_over_batch_size"
 # --------------------------------------------------------------------------------------
 
 
-def _tversky_per_sample(y_true, y_pred, axis, smooth, alpha, beta, class_weights):
+def _tversky_per_sample(y_true, y_pred, axis, smooth, alpha, beta, class_weights, normalized):
+    """Per-sample ``Σ_c (1 − TI_c)`` (MIScnn's scale) or, normalized, ``mean_c (1 − TI_c)``.
+
+    With class weights the class mean is weighted; MIScnn's scale is always ``C`` times the
+    normalized value.
+    """
     tp, fn, fp = overlap_sums(y_true, y_pred, axis)
-    index = tversky_index(tp, fn, fp, fn_weight=beta, fp_weight=alpha, smooth=smooth)
-    return class_mean(1.0 - index, class_weights)
+    loss = 1.0 - tversky_index(tp, fn, fp, fn_weight=beta, fp_weight=alpha, smooth=smooth)
+    if normalized:
+        return class_mean(loss, class_weights)
+    if class_weights is None:
+        return ops.sum(loss, axis=-1)
+    return class_mean(loss, class_weights) * num_classes(y_pred)
 
 
 def _unified_focal_ce(y_true, y_pred, axis, delta, gamma, asymmetric, class_weights):
@@ -199,46 +222,88 @@ def dice_soft_loss(y_true: Any, y_pred: Any, smooth: float = 1e-5) -> Any:
 
 @_register
 def dice_crossentropy(y_truth: Any, y_pred: Any, smooth: float = 1e-5) -> Any:
-    """``dice_soft_loss + mean categorical cross-entropy`` (``y_pred`` clipped to [eps, 1−eps]).
+    """``dice_soft_loss + mean categorical cross-entropy``.
 
+    The cross-entropy is Keras' ``categorical_crossentropy`` (``y_pred`` divided by its
+    class sum, clipped to ``[eps, 1 − eps]``), averaged over batch and voxels, as in MIScnn.
     The first argument keeps MIScnn's name ``y_truth``.
     """
     y_truth, y_pred, axis = prepare_inputs(y_truth, y_pred)
     dice = soft_dice_per_sample(y_truth, y_pred, axis, smooth)
-    return ops.mean(1.0 - dice + crossentropy_per_sample(y_truth, y_pred, axis))
+    return ops.mean(1.0 - dice + crossentropy_per_sample(y_truth, y_pred, axis, normalize=True))
 
 
 @_register
 def tversky_loss(
     y_true: Any, y_pred: Any, smooth: float = 1e-6, alpha: float = 0.5, beta: float = 0.5
 ) -> Any:
-    """Tversky loss ``mean_{n,c}(1 − TI_nc)``, in ``[0, 1]`` (miseg's default loss).
+    """Tversky loss on MIScnn's scale: ``C − Σ_c TI_c`` per sample, in ``[0, C]`` (default loss).
 
-    ``TI = (TP + smooth) / (TP + alpha·FP + beta·FN + smooth)`` per sample and class, with
-    soft ``TP/FP/FN`` summed over the spatial axes. ``alpha = beta = 0.5`` is the soft Dice.
-
-    MIScnn returned ``C − Σ_c TI_c`` (range ``[0, C]``); miseg divides by ``C``.
+    ``TI_c = (TP + smooth) / (TP + alpha·FP + beta·FN + smooth)`` per sample and class, with
+    soft ``TP/FP/FN`` summed over the spatial axes; ``alpha = beta = 0.5`` (MIScnn's fixed
+    values) is the soft Dice. The result is the batch mean, the value Keras reports for
+    MIScnn's ``tversky_loss``. :func:`tversky_loss_normalized` is the same divided by ``C``.
 
     Args:
+        y_true: One-hot ground truth ``(N, x, y[, z], C)``.
+        y_pred: Softmax prediction of the same shape.
         smooth: Additive smoothing.
         alpha: Weight of false positives.
         beta: Weight of false negatives (raise it to favour recall).
+
+    Returns:
+        Scalar in ``[0, C]`` (0 is perfect).
 
     Example:
         >>> model.compile("adam", loss=tversky_loss)
     """
     y_true, y_pred, axis = prepare_inputs(y_true, y_pred)
-    return ops.mean(_tversky_per_sample(y_true, y_pred, axis, smooth, alpha, beta, None))
+    return ops.mean(_tversky_per_sample(y_true, y_pred, axis, smooth, alpha, beta, None, False))
+
+
+@_register
+def tversky_loss_normalized(
+    y_true: Any, y_pred: Any, smooth: float = 1e-6, alpha: float = 0.5, beta: float = 0.5
+) -> Any:
+    """Tversky loss ``mean_c(1 − TI_c)`` in ``[0, 1]``: :func:`tversky_loss` divided by ``C``.
+
+    Its scale does not grow with the number of classes (miseg addition; same arguments as
+    :func:`tversky_loss`).
+
+    Returns:
+        Scalar in ``[0, 1]`` (0 is perfect).
+    """
+    y_true, y_pred, axis = prepare_inputs(y_true, y_pred)
+    return ops.mean(_tversky_per_sample(y_true, y_pred, axis, smooth, alpha, beta, None, True))
 
 
 @_register
 def tversky_crossentropy(
     y_truth: Any, y_pred: Any, smooth: float = 1e-6, alpha: float = 0.5, beta: float = 0.5
 ) -> Any:
-    """``tversky_loss + mean categorical cross-entropy``."""
+    """:func:`tversky_loss` (MIScnn's scale, ``[0, C]``) ``+`` mean categorical cross-entropy.
+
+    The cross-entropy is Keras' ``categorical_crossentropy`` (``y_pred`` divided by its
+    class sum, clipped to ``[eps, 1 − eps]``), averaged over batch and voxels, as in MIScnn.
+    The first argument keeps MIScnn's name ``y_truth``.
+    """
     y_truth, y_pred, axis = prepare_inputs(y_truth, y_pred)
-    tversky = _tversky_per_sample(y_truth, y_pred, axis, smooth, alpha, beta, None)
-    return ops.mean(tversky + crossentropy_per_sample(y_truth, y_pred, axis))
+    tversky = _tversky_per_sample(y_truth, y_pred, axis, smooth, alpha, beta, None, False)
+    return ops.mean(tversky + crossentropy_per_sample(y_truth, y_pred, axis, normalize=True))
+
+
+@_register
+def tversky_crossentropy_normalized(
+    y_truth: Any, y_pred: Any, smooth: float = 1e-6, alpha: float = 0.5, beta: float = 0.5
+) -> Any:
+    """:func:`tversky_loss_normalized` (``[0, 1]``) ``+`` mean categorical cross-entropy.
+
+    Unlike :func:`tversky_crossentropy`, the balance between the two terms does not depend
+    on the number of classes (miseg addition).
+    """
+    y_truth, y_pred, axis = prepare_inputs(y_truth, y_pred)
+    tversky = _tversky_per_sample(y_truth, y_pred, axis, smooth, alpha, beta, None, True)
+    return ops.mean(tversky + crossentropy_per_sample(y_truth, y_pred, axis, normalize=True))
 
 
 # --------------------------------------------------------------------------------------
@@ -301,37 +366,58 @@ class DiceSoftLoss(SegmentationLoss):
 
 @_register
 class DiceWeightedLoss(SegmentationLoss):
-    """``1 −`` soft Dice averaged over classes with fixed ``weights`` (see :func:`dice_weighted`).
+    """Soft Dice with fixed per-class ``weights`` (see :func:`dice_weighted`).
 
-    ``class_weight``, if also given, multiplies ``weights``.
+    Per sample, with ``D_c`` the soft Dice of class ``c``: ``−mean_c(w_c·D_c)`` (MIScnn's
+    value, in ``[−max w, 0]``), or with ``normalized=True`` ``1 − Σ_c w_c·D_c / Σ_c w_c``
+    (in ``[0, 1]``). ``class_weight``, if also given, multiplies ``weights``.
+
+    Args:
+        weights: One non-negative weight per class (or ``{class: weight}``).
+        smooth: Additive smoothing.
+        normalized: Use the ``[0, 1]`` form.
+        class_weight: See :class:`SegmentationLoss`.
+        name: Default ``"dice_weighted"`` (``"dice_weighted_normalized"`` when normalized).
     """
 
     def __init__(
         self,
         weights: ClassWeight,
         smooth: float = 1e-5,
+        normalized: bool = False,
         class_weight: ClassWeight | None = None,
-        name: str = "dice_weighted",
+        name: str | None = None,
         reduction: str | None = _REDUCTION,
         dtype: Any = None,
     ) -> None:
+        normalized = bool(normalized)
+        if name is None:
+            name = "dice_weighted_normalized" if normalized else "dice_weighted"
         super().__init__(**_base_kwargs(class_weight, name, reduction, dtype))
         if weights is None:
-            raise ConfigurationError("weights must be given (one weight per class), got None.")
+            raise ConfigurationError(
+                f"{name} needs one weight per class, e.g. {name}([0.1, 1.0, 2.0]); got "
+                "weights=None."
+            )
         self.weights = normalize_class_weight(weights, name="weights")
         self.smooth = check_non_negative(smooth, "smooth")
+        self.normalized = normalized
 
     def compute(self, y_true, y_pred, axis, class_weights):
         weights = resolve_class_weights(self.weights, y_pred, name="weights")
         if class_weights is not None:
             weights = weights * class_weights
-        return 1.0 - soft_dice_per_sample(y_true, y_pred, axis, self.smooth, weights)
+        dice = soft_dice_per_sample(y_true, y_pred, axis, self.smooth, weights)
+        if self.normalized:
+            return 1.0 - dice
+        return -dice * ops.sum(weights) / num_classes(y_pred)  # = −mean_c(w_c·D_c)
 
     def get_config(self) -> dict[str, Any]:
         return {
             **super().get_config(),
             "weights": class_weight_to_config(self.weights),
             "smooth": self.smooth,
+            "normalized": self.normalized,
         }
 
 
@@ -352,7 +438,9 @@ class DiceCrossentropyLoss(SegmentationLoss):
 
     def compute(self, y_true, y_pred, axis, class_weights):
         dice = soft_dice_per_sample(y_true, y_pred, axis, self.smooth, class_weights)
-        ce = crossentropy_per_sample(y_true, y_pred, axis, class_weights=class_weights)
+        ce = crossentropy_per_sample(
+            y_true, y_pred, axis, class_weights=class_weights, normalize=True
+        )
         return 1.0 - dice + ce
 
     def get_config(self) -> dict[str, Any]:
@@ -360,17 +448,19 @@ class DiceCrossentropyLoss(SegmentationLoss):
 
 
 class _TverskyBase(SegmentationLoss):
-    """Shared ``smooth``/``alpha``/``beta`` handling of the Tversky losses."""
+    """Shared ``smooth``/``alpha``/``beta``/``normalized`` handling of the Tversky losses."""
 
-    def __init__(self, smooth, alpha, beta, class_weight, name, reduction, dtype):
+    def __init__(self, smooth, alpha, beta, normalized, class_weight, name, reduction, dtype):
         super().__init__(**_base_kwargs(class_weight, name, reduction, dtype))
         self.smooth = check_non_negative(smooth, "smooth")
         self.alpha = check_non_negative(alpha, "alpha")
         self.beta = check_non_negative(beta, "beta")
+        self.normalized = bool(normalized)
 
     def _tversky(self, y_true, y_pred, axis, class_weights):
         return _tversky_per_sample(
-            y_true, y_pred, axis, self.smooth, self.alpha, self.beta, class_weights
+            y_true, y_pred, axis, self.smooth, self.alpha, self.beta, class_weights,
+            self.normalized,
         )
 
     def get_config(self) -> dict[str, Any]:
@@ -379,18 +469,26 @@ class _TverskyBase(SegmentationLoss):
             "smooth": self.smooth,
             "alpha": self.alpha,
             "beta": self.beta,
+            "normalized": self.normalized,
         }
 
 
 @_register
 class TverskyLoss(_TverskyBase):
-    """Tversky loss ``mean_c(1 − TI_c)`` (see :func:`tversky_loss`).
+    """Tversky loss; the defaults compute :func:`tversky_loss` (MIScnn's scale).
+
+    Per sample ``Σ_c (1 − TI_c) = C − Σ_c TI_c`` in ``[0, C]``, or with ``normalized=True``
+    ``mean_c (1 − TI_c)`` in ``[0, 1]`` (:func:`tversky_loss_normalized`). Class weights
+    give the weighted class mean, times ``C`` on MIScnn's scale. ``reduction=None`` returns
+    the per-sample values, which is what MIScnn's ``tversky_loss`` returned.
 
     Args:
         smooth: Additive smoothing.
         alpha: False-positive weight.
         beta: False-negative weight.
+        normalized: Divide by the number of classes.
         class_weight: See :class:`SegmentationLoss`.
+        name: Default ``"tversky_loss"`` (``"tversky_loss_normalized"`` when normalized).
     """
 
     def __init__(
@@ -398,12 +496,15 @@ class TverskyLoss(_TverskyBase):
         smooth: float = 1e-6,
         alpha: float = 0.5,
         beta: float = 0.5,
+        normalized: bool = False,
         class_weight: ClassWeight | None = None,
-        name: str = "tversky_loss",
+        name: str | None = None,
         reduction: str | None = _REDUCTION,
         dtype: Any = None,
     ) -> None:
-        super().__init__(smooth, alpha, beta, class_weight, name, reduction, dtype)
+        if name is None:
+            name = "tversky_loss_normalized" if normalized else "tversky_loss"
+        super().__init__(smooth, alpha, beta, normalized, class_weight, name, reduction, dtype)
 
     def compute(self, y_true, y_pred, axis, class_weights):
         return self._tversky(y_true, y_pred, axis, class_weights)
@@ -411,29 +512,38 @@ class TverskyLoss(_TverskyBase):
 
 @_register
 class TverskyCrossentropyLoss(_TverskyBase):
-    """Tversky loss plus cross-entropy (see :func:`tversky_crossentropy`)."""
+    """Tversky loss plus cross-entropy; the defaults compute :func:`tversky_crossentropy`.
+
+    ``normalized=True`` uses the ``[0, 1]`` Tversky term
+    (:func:`tversky_crossentropy_normalized`). Arguments as in :class:`TverskyLoss`.
+    """
 
     def __init__(
         self,
         smooth: float = 1e-6,
         alpha: float = 0.5,
         beta: float = 0.5,
+        normalized: bool = False,
         class_weight: ClassWeight | None = None,
-        name: str = "tversky_crossentropy",
+        name: str | None = None,
         reduction: str | None = _REDUCTION,
         dtype: Any = None,
     ) -> None:
-        super().__init__(smooth, alpha, beta, class_weight, name, reduction, dtype)
+        if name is None:
+            name = "tversky_crossentropy_normalized" if normalized else "tversky_crossentropy"
+        super().__init__(smooth, alpha, beta, normalized, class_weight, name, reduction, dtype)
 
     def compute(self, y_true, y_pred, axis, class_weights):
         tversky = self._tversky(y_true, y_pred, axis, class_weights)
-        ce = crossentropy_per_sample(y_true, y_pred, axis, class_weights=class_weights)
+        ce = crossentropy_per_sample(
+            y_true, y_pred, axis, class_weights=class_weights, normalize=True
+        )
         return tversky + ce
 
 
 @_register
 class CategoricalCrossentropyLoss(SegmentationLoss):
-    """Categorical cross-entropy on softmax outputs, mean over voxels.
+    """Keras' categorical cross-entropy (``y_pred`` divided by its class sum), mean over voxels.
 
     Lets :func:`class_weighted_loss` weight ``"categorical_crossentropy"``.
     """
@@ -448,23 +558,30 @@ class CategoricalCrossentropyLoss(SegmentationLoss):
         super().__init__(**_base_kwargs(class_weight, name, reduction, dtype))
 
     def compute(self, y_true, y_pred, axis, class_weights):
-        return crossentropy_per_sample(y_true, y_pred, axis, class_weights=class_weights)
+        return crossentropy_per_sample(
+            y_true, y_pred, axis, class_weights=class_weights, normalize=True
+        )
 
 
 @_register
 class CategoricalFocalLoss(SegmentationLoss):
     """Focal loss ``mean_voxels Σ_c alpha_c·(1 − p_c)^gamma·(−t_c·log p_c)`` (Lin et al.).
 
+    ``y_pred`` is clipped to ``[eps, 1 − eps]``.
+
     Args:
-        alpha: One factor per class (a sequence or ``{class: factor}``), or one number
-            for all classes; ``None`` means 1 for every class.
+        alpha: One number for every class (a one-element list counts as one number, as
+            NumPy broadcasting made it in MIScnn), one factor per class, or
+            ``{class: factor}`` (missing classes get 1). A list of another length than the
+            number of classes ``C`` raises a ConfigurationError naming both on the first
+            call. The default 0.25 is Lin et al.'s and ``keras.losses.CategoricalFocalLoss``'s.
         gamma: Focusing exponent (``0`` gives alpha-weighted cross-entropy).
         class_weight: See :class:`SegmentationLoss`.
     """
 
     def __init__(
         self,
-        alpha: float | Sequence[float],
+        alpha: float | Sequence[float] | Mapping[int, float] = 0.25,
         gamma: float = 2.0,
         class_weight: ClassWeight | None = None,
         name: str = "categorical_focal_loss",
@@ -472,11 +589,13 @@ class CategoricalFocalLoss(SegmentationLoss):
         dtype: Any = None,
     ) -> None:
         super().__init__(**_base_kwargs(class_weight, name, reduction, dtype))
+        if not isinstance(alpha, (Mapping, str, bytes)) and np.ndim(alpha) == 1 and len(alpha) == 1:
+            alpha = alpha[0]  # one factor for every class
         if isinstance(alpha, (int, float, np.number)) or (
             isinstance(alpha, np.ndarray) and alpha.ndim == 0
         ):
             self.alpha = check_non_negative(alpha, "alpha")
-        else:  # per-class factors ({class: factor} or a sequence); None means all ones
+        else:  # per-class factors ({class: factor} or a sequence)
             self.alpha = normalize_class_weight(alpha, name="alpha")
         self.gamma = check_non_negative(gamma, "gamma")
 
@@ -767,10 +886,57 @@ class AsymUnifiedFocalLoss(_UnifiedBase):
 # --------------------------------------------------------------------------------------
 
 
-def dice_weighted(weights: ClassWeight) -> DiceWeightedLoss:
-    """Soft Dice loss with fixed per-class weights: ``1 − Σ_c w_c·D_c / Σ_c w_c``.
+def _is_batch(value: Any) -> bool:
+    """True for a tensor or array of rank >= 2 (``y_true``/``y_pred``), not a hyper-parameter."""
+    if value is None or isinstance(value, (bool, int, float, str, bytes, Mapping, list, tuple)):
+        return False
+    shape = getattr(value, "shape", None)
+    if shape is None:
+        return False
+    try:
+        return len(shape) >= 2
+    except (TypeError, ValueError):  # a symbolic tensor of unknown rank
+        return True
 
-    MIScnn returned a negative ``(N, C)`` tensor; miseg returns a scalar loss in ``[0, 1]``.
+
+def _loss_factory(uncalled_error: str | None = None) -> Callable[[Callable], Callable]:
+    """Decorate a MIScnn loss factory so that it also works uncalled, as the loss itself.
+
+    ``factory(y_true, y_pred)`` (two batch tensors, how Keras calls a loss passed as
+    ``loss=factory``) returns ``factory()(y_true, y_pred)``, the loss with the default
+    parameters; any other call configures a loss as before. The wrapper is registered with
+    Keras under the factory's name, so models compiled with it save and load. Factories
+    without usable defaults raise ``ConfigurationError(uncalled_error)`` instead.
+    """
+
+    def decorate(factory: Callable[..., SegmentationLoss]) -> Callable[..., Any]:
+        @functools.wraps(factory)
+        def factory_or_loss(*args: Any, **kwargs: Any) -> Any:
+            if len(args) == 2 and not kwargs and _is_batch(args[0]) and _is_batch(args[1]):
+                if uncalled_error is not None:
+                    raise ConfigurationError(uncalled_error)
+                return factory()(*args)
+            return factory(*args, **kwargs)
+
+        return _register(factory_or_loss)
+
+    return decorate
+
+
+_UNCALLED_DICE_WEIGHTED = (
+    "{0} was used uncalled, as the loss itself, but it needs one weight per class: "
+    "pass {0}([w_0, ..., w_C-1]) (or dice_soft_loss for equal weights)."
+)
+
+
+@_loss_factory(_UNCALLED_DICE_WEIGHTED.format("dice_weighted"))
+def dice_weighted(weights: ClassWeight) -> DiceWeightedLoss:
+    """Soft Dice loss with fixed per-class weights, MIScnn's value ``−mean_c(w_c·D_c)``.
+
+    ``D_c`` is the per-sample soft Dice of class ``c`` (smoothing ``1e-5``); the result is
+    negative and lowest (best) at ``−mean_c w_c``. MIScnn returned the ``(N, C)`` tensor
+    ``−w_c·D_nc``, whose Keras mean is this value. :func:`dice_weighted_normalized` is
+    ``1 − Σ_c w_c·D_c / Σ_c w_c`` in ``[0, 1]``.
 
     Args:
         weights: One non-negative weight per class (or ``{class: weight}``).
@@ -778,19 +944,43 @@ def dice_weighted(weights: ClassWeight) -> DiceWeightedLoss:
     Returns:
         A :class:`DiceWeightedLoss` named ``"dice_weighted"``.
 
+    Raises:
+        ConfigurationError: when used uncalled (``loss=dice_weighted``): it needs weights.
+
     Example:
         >>> model.compile("adam", loss=dice_weighted([0.1, 1.0, 2.0]))
     """
     return DiceWeightedLoss(weights)
 
 
-def categorical_focal_loss(
-    alpha: float | Sequence[float], gamma: float = 2.0
-) -> CategoricalFocalLoss:
-    """Focal loss for one-hot targets (Lin et al. 2017).
+@_loss_factory(_UNCALLED_DICE_WEIGHTED.format("dice_weighted_normalized"))
+def dice_weighted_normalized(weights: ClassWeight) -> DiceWeightedLoss:
+    """Weighted soft Dice loss ``1 − Σ_c w_c·D_c / Σ_c w_c`` in ``[0, 1]`` (miseg addition).
+
+    Same optimum as :func:`dice_weighted`, but positive and independent of the weights'
+    scale.
 
     Args:
-        alpha: Per-class factors (one per class) or one number.
+        weights: One non-negative weight per class (or ``{class: weight}``).
+
+    Returns:
+        A :class:`DiceWeightedLoss` named ``"dice_weighted_normalized"``.
+    """
+    return DiceWeightedLoss(weights, normalized=True)
+
+
+@_loss_factory()
+def categorical_focal_loss(
+    alpha: float | Sequence[float] | Mapping[int, float] = 0.25, gamma: float = 2.0
+) -> CategoricalFocalLoss:
+    """Focal loss for one-hot targets (Lin et al. 2017), as MIScnn's.
+
+    Also usable uncalled (``loss=categorical_focal_loss``): ``alpha=0.25, gamma=2``.
+
+    Args:
+        alpha: One number for all classes (also a one-element list), one factor per class,
+            or ``{class: factor}``. Other lengths than the number of classes raise a
+            ConfigurationError on the first call.
         gamma: Focusing exponent; ``gamma=0`` is alpha-weighted cross-entropy.
 
     Returns:
@@ -802,8 +992,12 @@ def categorical_focal_loss(
     return CategoricalFocalLoss(alpha, gamma)
 
 
+@_loss_factory()
 def combo_loss(alpha: float | None = 0.5, beta: float | None = 0.5) -> ComboLoss:
     """Combo loss ``alpha·CE_beta + (1 − alpha)·(1 − soft Dice)`` (works multi-class).
+
+    MIScnn's ``combo_loss`` crashed; this is the loss it describes, with a ``1 − Dice`` term
+    so the value is non-negative. Also usable uncalled (``loss=combo_loss``).
 
     Args:
         alpha: Cross-entropy vs Dice balance in ``[0, 1]`` (``None``: plain sum).
@@ -819,10 +1013,13 @@ def combo_loss(alpha: float | None = 0.5, beta: float | None = 0.5) -> ComboLoss
     return ComboLoss(alpha, beta)
 
 
+@_loss_factory()
 def focal_tversky_loss(
     delta: float = 0.7, gamma: float = 0.75, smooth: float = 1e-6
 ) -> FocalTverskyLoss:
-    """Focal Tversky loss ``mean_c (1 − TI_c)^gamma`` for any number of classes.
+    """Focal Tversky loss ``mean_{n,c} (1 − TI_nc)^gamma`` for any number of classes.
+
+    Also usable uncalled (``loss=focal_tversky_loss``).
 
     Returns:
         A :class:`FocalTverskyLoss` named ``"focal_tversky_loss"``.
@@ -833,8 +1030,11 @@ def focal_tversky_loss(
     return FocalTverskyLoss(delta, gamma, smooth)
 
 
+@_loss_factory()
 def symmetric_focal_loss(delta: float = 0.7, gamma: float = 2.0) -> SymmetricFocalLoss:
     """Symmetric focal loss (class 0 background, other classes foreground); 2D and 3D.
+
+    Also usable uncalled (``loss=symmetric_focal_loss``).
 
     Returns:
         A :class:`SymmetricFocalLoss` named ``"symmetric_focal_loss"``.
@@ -842,10 +1042,13 @@ def symmetric_focal_loss(delta: float = 0.7, gamma: float = 2.0) -> SymmetricFoc
     return SymmetricFocalLoss(delta, gamma)
 
 
+@_loss_factory()
 def symmetric_focal_tversky_loss(
     delta: float = 0.7, gamma: float = 0.75
 ) -> SymmetricFocalTverskyLoss:
     """Symmetric focal Tversky loss for any number of classes.
+
+    Also usable uncalled (``loss=symmetric_focal_tversky_loss``).
 
     Returns:
         A :class:`SymmetricFocalTverskyLoss` named ``"symmetric_focal_tversky_loss"``.
@@ -853,8 +1056,11 @@ def symmetric_focal_tversky_loss(
     return SymmetricFocalTverskyLoss(delta, gamma)
 
 
+@_loss_factory()
 def asymmetric_focal_loss(delta: float = 0.7, gamma: float = 2.0) -> AsymmetricFocalLoss:
     """Asymmetric focal loss (only the background is focally suppressed); 2D and 3D.
+
+    Also usable uncalled (``loss=asymmetric_focal_loss``).
 
     Returns:
         An :class:`AsymmetricFocalLoss` named ``"asymmetric_focal_loss"``.
@@ -862,10 +1068,13 @@ def asymmetric_focal_loss(delta: float = 0.7, gamma: float = 2.0) -> AsymmetricF
     return AsymmetricFocalLoss(delta, gamma)
 
 
+@_loss_factory()
 def asymmetric_focal_tversky_loss(
     delta: float = 0.7, gamma: float = 0.75
 ) -> AsymmetricFocalTverskyLoss:
     """Asymmetric focal Tversky loss (only foreground classes are focally enhanced).
+
+    Also usable uncalled (``loss=asymmetric_focal_tversky_loss``).
 
     Returns:
         An :class:`AsymmetricFocalTverskyLoss` named ``"asymmetric_focal_tversky_loss"``.
@@ -873,10 +1082,13 @@ def asymmetric_focal_tversky_loss(
     return AsymmetricFocalTverskyLoss(delta, gamma)
 
 
+@_loss_factory()
 def sym_unified_focal_loss(
     weight: float | None = 0.5, delta: float = 0.6, gamma: float = 0.5
 ) -> SymUnifiedFocalLoss:
     """Symmetric Unified Focal loss ``weight·symFTL + (1 − weight)·symFL``.
+
+    Also usable uncalled (``loss=sym_unified_focal_loss``).
 
     Returns:
         A :class:`SymUnifiedFocalLoss` named ``"sym_unified_focal_loss"``.
@@ -887,10 +1099,13 @@ def sym_unified_focal_loss(
     return SymUnifiedFocalLoss(weight, delta, gamma)
 
 
+@_loss_factory()
 def asym_unified_focal_loss(
     weight: float | None = 0.5, delta: float = 0.6, gamma: float = 0.5
 ) -> AsymUnifiedFocalLoss:
     """Asymmetric Unified Focal loss ``weight·asymFTL + (1 − weight)·asymFL``.
+
+    Also usable uncalled (``loss=asym_unified_focal_loss``).
 
     Returns:
         An :class:`AsymUnifiedFocalLoss` named ``"asym_unified_focal_loss"``.
@@ -905,12 +1120,16 @@ def asym_unified_focal_loss(
 # Class weighting
 # --------------------------------------------------------------------------------------
 
-_FUNCTION_LOSSES: dict[str, type[SegmentationLoss]] = {
+_FUNCTION_LOSSES: dict[str, Callable[..., SegmentationLoss]] = {
     "dice_coefficient_loss": DiceCoefficientLoss,
     "dice_soft_loss": DiceSoftLoss,
     "dice_crossentropy": DiceCrossentropyLoss,
     "tversky_loss": TverskyLoss,
+    "tversky_loss_normalized": functools.partial(TverskyLoss, normalized=True),
     "tversky_crossentropy": TverskyCrossentropyLoss,
+    "tversky_crossentropy_normalized": functools.partial(
+        TverskyCrossentropyLoss, normalized=True
+    ),
     "categorical_crossentropy": CategoricalCrossentropyLoss,
 }
 _FUNCTION_OBJECTS: dict[Callable[..., Any], str] = {
@@ -918,12 +1137,17 @@ _FUNCTION_OBJECTS: dict[Callable[..., Any], str] = {
     dice_soft_loss: "dice_soft_loss",
     dice_crossentropy: "dice_crossentropy",
     tversky_loss: "tversky_loss",
+    tversky_loss_normalized: "tversky_loss_normalized",
     tversky_crossentropy: "tversky_crossentropy",
+    tversky_crossentropy_normalized: "tversky_crossentropy_normalized",
     keras.losses.categorical_crossentropy: "categorical_crossentropy",
+    dice_coefficient: "dice_coefficient",
+    dice_soft: "dice_soft",
 }
 _METRIC_NAMES = ("dice_coefficient", "dice_soft")
-# Factories whose default configuration a string name may stand for.
+# Factories whose default configuration a string name or the uncalled factory stands for.
 _FACTORY_DEFAULTS: dict[str, type[SegmentationLoss]] = {
+    "categorical_focal_loss": CategoricalFocalLoss,
     "combo_loss": ComboLoss,
     "focal_tversky_loss": FocalTverskyLoss,
     "symmetric_focal_loss": SymmetricFocalLoss,
@@ -935,6 +1159,7 @@ _FACTORY_DEFAULTS: dict[str, type[SegmentationLoss]] = {
 }
 _FACTORIES = {
     dice_weighted: "dice_weighted",
+    dice_weighted_normalized: "dice_weighted_normalized",
     categorical_focal_loss: "categorical_focal_loss",
     combo_loss: "combo_loss",
     focal_tversky_loss: "focal_tversky_loss",
@@ -956,12 +1181,13 @@ def class_weighted_loss(
     Replaces Keras' ``fit(class_weight=...)``, which cannot weight ``(N, x, y[, z], C)``
     targets. Cross-entropy-type terms weigh each voxel by the weight of its true class (mean
     over voxels, like Keras' class weights); overlap terms (Dice/Tversky) use the weighted
-    mean of the per-class terms. All-ones weights give the unweighted loss.
+    mean of the per-class terms (times ``C`` for the MIScnn-scale ``tversky_loss``). All-ones
+    weights give the unweighted loss.
 
     Args:
         loss: Any loss of this module: a function (``tversky_loss``, ``dice_soft_loss``,
-            ...), a Loss returned by a factory (``combo_loss()``, ...), a name as a string
-            (a factory name means its default configuration), or Keras'
+            ...), a Loss returned by a factory (``combo_loss()``, ...), a factory itself or
+            its name as a string (both mean its default configuration), or Keras'
             ``categorical_crossentropy`` (function, name, or a default
             ``keras.losses.CategoricalCrossentropy``).
         class_weight: ``{class: weight}`` (missing classes weigh 1) or one weight per class
@@ -974,7 +1200,8 @@ def class_weighted_loss(
 
     Raises:
         ConfigurationError: for a loss this module does not know, a metric (``dice_soft``),
-            or invalid weights; at call time for a weight list whose length is not ``C``.
+            ``dice_weighted`` without weights, or invalid weights; at call time for a weight
+            list whose length is not ``C``.
 
     Example:
         >>> loss = class_weighted_loss(tversky_loss, {0: 0.1, 1: 1.0, 2: 3.0})
@@ -997,17 +1224,16 @@ def class_weighted_loss(
         key = loss
     else:
         try:
-            key = _FUNCTION_OBJECTS.get(loss)
-            factory = _FACTORIES.get(loss)
+            key = _FUNCTION_OBJECTS.get(loss) or _FACTORIES.get(loss)
         except TypeError:  # unhashable objects
-            key = factory = None
-        if factory is not None:
-            raise ConfigurationError(
-                f"class_weighted_loss got the factory {factory!r} itself; pass the loss it "
-                f"returns, e.g. class_weighted_loss({factory}(...), class_weight)."
-            )
+            key = None
     if key in _FACTORY_DEFAULTS:
         return _FACTORY_DEFAULTS[key](class_weight=class_weight)
+    if key in _FACTORIES.values():
+        raise ConfigurationError(
+            f"class_weighted_loss got the factory {key!r} without its weights; pass the loss "
+            f"it returns, e.g. class_weighted_loss({key}([...]), class_weight)."
+        )
     if key in _METRIC_NAMES:
         raise ConfigurationError(
             f"class_weighted_loss got the metric {key!r}; use the loss "

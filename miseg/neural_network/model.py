@@ -19,6 +19,7 @@ from miseg.utils.fileio import atomic_path
 __all__ = ["Neural_Network"]
 
 _MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
+_FOLDER_MODEL_FILE = "model.keras"  # the file inside a folder written by dump("model")
 
 
 class Neural_Network(Model):
@@ -259,13 +260,17 @@ class Neural_Network(Model):
         return self.preprocessor.merge(plan, batches())
 
     def _flips(self, tta: bool) -> list[tuple[int, ...]]:
-        if not tta:
-            return [()]
         dims = 3 if self.three_dim else 2
-        return [()] + [(axis,) for axis in range(1, dims + 1)]
+        flips = [()] + [(axis,) for axis in range(1, dims + 1)] if tta else [()]
+        aug = self.preprocessor.data_augmentation
+        infaug = set(aug.infaug_axes(dims)) if aug is not None else set()
+        # MIScnn's inference augmentation (infaug): the network sees the flipped input. Flips
+        # commute and undo themselves, so it composes with TTA as a symmetric difference.
+        return [tuple(sorted(set(f) ^ infaug)) for f in flips]
 
     def predict(self, sample_list: Sequence[Any], return_output: bool = False,
-                activation_output: bool = False, tta: bool | None = None) -> list[np.ndarray] | None:
+                activation_output: bool = False, tta: bool | None = None,
+                instances: Any = False) -> list[Any] | None:
         """Predict cases, in their original image space.
 
         Args:
@@ -274,14 +279,26 @@ class Neural_Network(Model):
                 interface (``<output_path>/<index>.nii.gz`` for NIfTI).
             activation_output: Probabilities ``(..., classes)`` instead of labels.
             tta: Average over mirrored inputs (default: the ``tta`` attribute).
+            instances: Also produce instances: ``True`` (default settings) or a
+                :class:`~miseg.processing.instances.InstanceSegmenter`. They are written
+                next to the semantic output (``<index>.instances.<ext>`` and
+                ``<index>.instances.tsv``, see ``save_instances`` of the interface).
 
         Returns:
             With ``return_output``, one array per case: labels ``(x, y[, z])`` or
-            probabilities ``(x, y[, z], classes)``.
+            probabilities ``(x, y[, z], classes)``; with ``instances`` a
+            ``(prediction, Instances)`` pair per case.
         """
+        from miseg.processing.instances import resolve_segmenter
+
+        segmenter = resolve_segmenter(instances)
         self._check_channels()
         self._check_indices(sample_list)
         pp = self.preprocessor
+        if segmenter is not None and not return_output:
+            from miseg.processing.instances import check_instance_output
+
+            check_instance_output(pp.data_io.interface)  # fail before any prediction is written
         flips = self._flips(self.tta if tta is None else tta)
         results = []
         for index in _progress(sample_list, "Predicting"):
@@ -293,11 +310,23 @@ class Neural_Network(Model):
                 from miseg.processing.postprocessing import keep_largest_component
 
                 prediction = keep_largest_component(prediction, self.classes)
+            found = None
+            if segmenter is not None:
+                from miseg.processing.instances import predicted_instances
+
+                original, found = predicted_instances(pp, sample, probabilities, prediction,
+                                                      activation_output, segmenter)
             if return_output:
-                results.append(prediction)
-            else:
-                sample.add_prediction(prediction, activation_output)
-                pp.data_io.save_prediction(sample)
+                results.append(prediction if found is None else (prediction, found))
+                continue
+            if found is not None:
+                from miseg.processing.instances import check_instance_capacity, save_instances
+
+                check_instance_capacity(pp.data_io.interface, found, index)  # before any write
+            sample.add_prediction(prediction, activation_output)
+            pp.data_io.save_prediction(sample)
+            if found is not None:
+                save_instances(pp.data_io.interface, original, found, pp.data_io.output_path)
         return results if return_output else None
 
     def predict_augmentated(self, sample_index: Any) -> list[np.ndarray]:
@@ -340,27 +369,61 @@ class Neural_Network(Model):
 
     @staticmethod
     def model_path(file_path: str) -> str:
-        """The file a model path refers to: MIScnn's extension-less paths get ``.keras``."""
+        """The file :meth:`dump` writes for ``file_path``.
+
+        ``.keras``, ``.h5`` and ``.hdf5`` names are the file itself. Any other path is a
+        folder, as MIScnn's SavedModel was: ``"model"`` -> ``"model/model.keras"``.
+        """
         path = os.fspath(file_path)
-        return path if path.lower().endswith(_MODEL_SUFFIXES) else path + ".keras"
+        return path if path.lower().endswith(_MODEL_SUFFIXES) else os.path.join(path, _FOLDER_MODEL_FILE)
 
     def dump(self, file_path: str) -> str:
-        """Save the model (``.keras``; ``.h5``/``.hdf5`` names write HDF5). Returns the path."""
-        path = self.model_path(file_path)
+        """Save the model, atomically.
+
+        Args:
+            file_path: A ``.keras`` file (Keras 3's format), an ``.h5``/``.hdf5`` file
+                (HDF5, MIScnn's format), or an extension-less path such as MIScnn's
+                ``"./model"``: a folder that gets ``model.keras`` (created when missing;
+                other files in it are left alone), so ``file_path`` exists afterwards and
+                ``load(file_path)`` reads it.
+
+        Returns:
+            The written file (``model/model.keras`` for ``"model"``).
+
+        Raises:
+            ConfigurationError: when an extension-less ``file_path`` is an existing file.
+        """
+        folder = os.fspath(file_path)
+        path = self.model_path(folder)
+        if path != folder and os.path.lexists(folder) and not os.path.isdir(folder):
+            raise ConfigurationError(
+                f"Cannot dump the model to {folder!r}: an extension-less path is saved as a "
+                f"folder holding {_FOLDER_MODEL_FILE}, but a file of that name exists. Remove "
+                f"it or pass a file name ending in .keras, .h5 or .hdf5."
+            )
         suffix = os.path.splitext(path)[1]
         with atomic_path(path, suffix=suffix) as tmp:
             self.model.save(tmp)
         return path
 
     def load(self, file_path: str, custom_objects: dict | None = None) -> None:
-        """Load a model saved by :meth:`dump` (or by MIScnn as HDF5) and recompile it."""
+        """Load a model saved by :meth:`dump` (or by MIScnn as HDF5) and recompile it.
+
+        Args:
+            file_path: A model file, a folder written by ``dump("model")`` (its
+                ``model.keras``), a Keras 3 model folder (``config.json``), or an
+                extension-less path whose ``<path>.keras`` an earlier miseg version wrote.
+            custom_objects: Extra Keras objects for deserialisation (miseg's own layers
+                and losses are registered already).
+
+        Raises:
+            DataNotFoundError: when no model is found at ``file_path``.
+            CorruptFileError: when the file cannot be read as a Keras model.
+            ModelError: when the model expects another number of input channels.
+        """
         import miseg.neural_network.architecture  # noqa: F401  (registers custom layers)
 
-        path = os.fspath(file_path)
-        if not os.path.exists(path) and os.path.exists(self.model_path(path)):
-            path = self.model_path(path)
-        if not os.path.isfile(path):
-            raise DataNotFoundError(f"No model file at {file_path!r} (also tried {self.model_path(file_path)!r}).")
+        path = _stored_model(os.fspath(file_path))
         try:
             model = keras.models.load_model(path, custom_objects=custom_objects, compile=False)
         except (OSError, ValueError, zipfile.BadZipFile, KeyError) as exc:
@@ -373,6 +436,28 @@ class Neural_Network(Model):
         self.model = model
         self._compile()
         self.initialization_weights = self.model.get_weights()
+
+
+def _stored_model(path: str) -> str:
+    """The file (or Keras model folder) that ``Neural_Network.load(path)`` reads."""
+    legacy = path + ".keras"  # earlier miseg versions turned dump("model") into model.keras
+    if os.path.isdir(path):
+        inner = os.path.join(path, _FOLDER_MODEL_FILE)
+        if os.path.isfile(inner):
+            return inner
+        if os.path.isfile(os.path.join(path, "config.json")):
+            return path
+        if os.path.isfile(legacy):
+            return legacy
+        hint = (" It holds a TensorFlow SavedModel (MIScnn on TF 2.x), which Keras 3 cannot "
+                "load as a model; save it again as .keras or .hdf5 with TensorFlow 2.15 or older."
+                if os.path.isfile(os.path.join(path, "saved_model.pb")) else "")
+        raise DataNotFoundError(f"The folder {path!r} holds no {_FOLDER_MODEL_FILE} (written by dump).{hint}")
+    if os.path.isfile(path):
+        return path
+    if not path.lower().endswith(_MODEL_SUFFIXES) and os.path.isfile(legacy):
+        return legacy
+    raise DataNotFoundError(f"No model file or folder at {path!r}.")
 
 
 def downsampling_factors(model: keras.Model) -> tuple[int, ...]:

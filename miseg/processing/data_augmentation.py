@@ -389,14 +389,19 @@ class Data_Augmentation:
         return img_aug, seg_aug
 
     def run_infaug(self, data: np.ndarray) -> np.ndarray:
-        """Flip a batch along ``infaug_flip_current`` (self-inverse; identity when ``None``).
+        """Flip a batch for inference-time augmentation (self-inverse).
+
+        The flip axis is ``infaug_flip_current``. When it is ``None`` and ``infaug`` is on,
+        every spatial axis is flipped (MIScnn flipped every array axis there, batch and
+        channel axes included, which reordered the input channels and the output classes).
+        With ``infaug`` off and no axis set, the batch is returned unchanged.
 
         Args:
             data: Channels-last batch ``(N, x, y[, z], C)``: images before prediction or
                 predictions afterwards (flipping twice restores the orientation).
 
         Returns:
-            The flipped batch (a new array), or ``data`` itself when no axis is set.
+            The flipped batch (a new array), or ``data`` itself when nothing is flipped.
 
         Example:
             >>> aug = Data_Augmentation()
@@ -405,19 +410,37 @@ class Data_Augmentation:
             >>> bool((aug.run_infaug(aug.run_infaug(x)) == x).all())
             True
         """
-        axis = self.infaug_flip_current
-        if axis is None:
+        data_ndim = np.ndim(data)
+        axes = self.infaug_axes(max(data_ndim - 2, 0))
+        if not axes:
             return data
-        data = np.asarray(data)
-        spatial_axes = list(range(1, data.ndim - 1))
+        return np.flip(np.asarray(data), axis=axes).copy()
+
+    def infaug_axes(self, spatial_dims: int) -> tuple[int, ...]:
+        """Batch axes that :meth:`run_infaug` flips for data with ``spatial_dims`` spatial axes.
+
+        Args:
+            spatial_dims: 2 or 3.
+
+        Returns:
+            ``(infaug_flip_current,)`` when set; all spatial axes ``(1, ..., spatial_dims)``
+            when it is ``None`` and ``infaug`` is on; ``()`` otherwise.
+
+        Raises:
+            ConfigurationError: ``infaug_flip_current`` is not a spatial batch axis.
+        """
+        axis = self.infaug_flip_current
+        spatial_axes = list(range(1, spatial_dims + 1))
+        if axis is None:
+            return tuple(spatial_axes) if self.infaug else ()
         if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, (int, np.integer)) or (
             int(axis) not in spatial_axes
         ):
             raise ConfigurationError(
                 f"infaug_flip_current must be None or a spatial batch axis {spatial_axes} for "
-                f"data of shape {data.shape}, got {axis!r}."
+                f"{spatial_dims}D data, got {axis!r}."
             )
-        return np.flip(data, axis=int(axis)).copy()
+        return (int(axis),)
 
     # ------------------------------------------------------------------ internals
 

@@ -7,9 +7,10 @@ Stages, in the order data travels (DESIGN.md):
    while the data files and the subfunction settings are unchanged.
 2. Training items: ``patchwise-crop`` cuts ``patches_per_sample`` patches per loaded volume,
    a ``foreground_oversampling`` fraction of them centred on a foreground voxel (nnU-Net
-   uses 1/3); ``patchwise-grid`` takes patches on the overlapping grid; ``fullimage`` uses
-   the whole image. Augmentation runs on label maps (so out-of-image voxels stay valid
-   background), then segmentations are one-hot encoded.
+   uses 1/3); ``patchwise-grid`` takes every patch of the grid (``patchwise_overlap``, 0 by
+   default) once per epoch; ``fullimage`` uses the whole image. Augmentation runs on label
+   maps (so out-of-image voxels stay valid background), then segmentations are one-hot
+   encoded, which is where labels outside ``0..classes-1`` raise ``LabelError``.
 3. Prediction: the image is padded up to the patch size when smaller, cut into grid
    patches with ``patchwise_overlap`` (default: half a patch), and the patch predictions are
    merged with Gaussian importance weighting (``merge_weighting="gaussian"``, sigma = 1/8 of
@@ -32,6 +33,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from miseg.data_loading.data_io import check_label_range
 from miseg.data_loading.sample import Sample
 from miseg.data_loading.serialization import load_sample, save_sample
 from miseg.errors import ConfigurationError, DataError
@@ -94,10 +96,12 @@ class Preprocessor:
         patchwise_overlap: Grid overlap in voxels. ``None``: half a patch at prediction and
             no overlap for grid training.
         patchwise_skip_blanks: Training only: avoid patches that hold only
-            ``patchwise_skip_class`` (redrawn up to 10 times, never a crash).
+            ``patchwise_skip_class`` (crops are redrawn up to 10 times; blank grid patches are
+            left out unless all of a case's are blank; never a crash).
         patchwise_skip_class: The class treated as blank.
-        patches_per_sample: Patches drawn per loaded volume (crop and grid training). ``None``
-            uses the augmentation's ``cycles`` (MIScnn's count).
+        patches_per_sample: Random crops per loaded volume (``patchwise-crop`` training;
+            augmented copies for ``fullimage``). ``None`` uses the augmentation's ``cycles``
+            (MIScnn's count). ``patchwise-grid`` training always uses every grid patch.
         foreground_oversampling: Fraction of training patches centred on a foreground voxel.
         merge_weighting: ``"gaussian"`` or ``"constant"`` merging of overlapping predictions.
         sample_cache_size: Preprocessed samples kept in memory for reuse across batches.
@@ -172,6 +176,8 @@ class Preprocessor:
         self.seed = int(seed) if seed is not None else int(getattr(data_io, "seed", 0))
         self.cache: dict[Any, Any] = {}
         self._memory: OrderedDict[Any, tuple[Sample, dict]] = OrderedDict()
+        self._grid_layouts: dict[tuple, list[tuple[int, ...]]] = {}
+        self._analysis_rng: np.random.Generator | None = None
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ configuration
@@ -280,7 +286,7 @@ class Preprocessor:
             sf.preprocessing(sample, training=training)
         sample.img_data = np.asarray(sample.img_data, dtype=np.float32)
         if sample.seg_data is not None:
-            sample.seg_data = np.asarray(sample.seg_data).astype(np.uint8 if sample.classes <= 256 else np.int32)
+            sample.seg_data = _as_labels(sample.seg_data)
         return sample
 
     def load_sample(self, index: Any, training: bool = True) -> Sample:
@@ -305,18 +311,28 @@ class Preprocessor:
         sample.extended.pop("_miseg_signature", None)
         return sample
 
-    def run_subfunctions(self, indices_list: Sequence[Any], training: bool = True) -> None:
-        """Preprocess cases into the on-disk cache (in ``mp_threads`` processes when enabled)."""
+    def run_subfunctions(self, indices_list: Sequence[Any], training: bool = True, backup: bool = True) -> None:
+        """Preprocess cases into the on-disk cache (in ``mp_threads`` processes when enabled).
+
+        Args:
+            indices_list: Case indices.
+            training: Preprocess with segmentations (training) or without (prediction).
+            backup: Also store each preprocessed case as MIScnn did, with
+                ``data_io.backup_sample`` (``<batch_path>/<seed>.<index>.npz/.json``, the batch
+                folder is created when missing), so ``data_io.sample_loader(index,
+                backup=True)`` returns it. ``data_io.batch_cleanup()`` removes these copies.
+                The DataGenerator reads the cache instead and passes ``False``.
+        """
         if not self.prepare_subfunctions:
             return
         if self.use_multiprocessing and training and len(indices_list) > 1:
             # spawn, not fork: the parent may hold TensorFlow's threads, which fork does not survive
             context = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(max_workers=self.mp_threads, mp_context=context) as pool:
-                list(pool.map(_prepare_one, [(self, i, training) for i in indices_list]))
+                list(pool.map(_prepare_one, [(self, i, training, backup) for i in indices_list]))
         else:
             for index in indices_list:
-                self.load_sample(index, training)
+                _prepare_one((self, index, training, backup))
 
     def _training_sample(self, index: Any) -> tuple[Sample, dict]:
         """Preprocessed training sample plus its foreground locations, memoised in memory."""
@@ -327,6 +343,7 @@ class Preprocessor:
                 return self._memory[key]
         sample = self.load_sample(index, training=True)
         seg = sample.seg_data[..., 0]
+        check_label_range(index, seg, sample.classes)
         locations = class_locations(seg, sample.classes, rng=np.random.default_rng(self.seed))
         entry = (sample, locations)
         if self.sample_cache_size > 0:
@@ -357,6 +374,10 @@ class Preprocessor:
                        ) -> list[tuple[np.ndarray, np.ndarray]]:
         """``n`` training items ``(image, label map)`` from one case.
 
+        In ``patchwise-grid`` mode the ``n`` patches are drawn at random grid positions; the
+        DataGenerator and :meth:`run` use every grid position instead
+        (:meth:`grid_layout`, :meth:`grid_items`).
+
         Args:
             index: Case index.
             n: Number of items (patches, or augmented copies for fullimage).
@@ -367,6 +388,16 @@ class Preprocessor:
         """
         sample, locations = self._training_sample(index)
         img, seg = sample.img_data, sample.seg_data
+        if self.analysis == "patchwise-grid":
+            positions = self._grid_positions(img, seg)
+            chosen = [positions[int(rng.integers(len(positions)))] for _ in range(n)]
+            return self._grid_items(img, seg, chosen, rng, augment)
+        return self._sample_items(img, seg, locations, n, rng, augment, divisor)
+
+    def _sample_items(self, img: np.ndarray, seg: np.ndarray, locations: dict | None, n: int,
+                      rng: np.random.Generator, augment: bool, divisor: Sequence[int] | None = None
+                      ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """fullimage copies or random crops of a preprocessed image and its label map."""
         augment = augment and self.data_augmentation is not None
         items = []
         if self.analysis == "fullimage":
@@ -378,27 +409,89 @@ class Preprocessor:
                 items.append(self._augment(img, seg, rng, None) if augment else (img, seg))
             return items
         pad = self._pad_value(img)
-        if self.analysis == "patchwise-grid":
-            overlap = self._overlap if self._overlap is not None else (0,) * self.spatial_dims
-            positions = grid_positions(img.shape[:-1], self.patch_shape, overlap)
         for _ in range(n):
             for attempt in range(10):
-                if self.analysis == "patchwise-grid":
-                    start = positions[int(rng.integers(len(positions)))]
-                    center = [s + p // 2 for s, p in zip(start, self.patch_shape)]
-                else:
-                    force = rng.random() < self.foreground_oversampling
-                    center = choose_center(img.shape[:-1], self.patch_shape, locations, force, rng)
-                spatial_aug = augment and self._spatial_augmentation()
-                region = tuple(int(math.ceil(p * 1.25)) for p in self.patch_shape) if spatial_aug else self.patch_shape
-                img_r = extract_region(img, center, region, pad)
-                seg_r = extract_region(seg, center, region, 0)
-                if augment:
-                    img_r, seg_r = self._augment(img_r, seg_r, rng, self.patch_shape)
+                force = rng.random() < self.foreground_oversampling
+                center = choose_center(img.shape[:-1], self.patch_shape, locations, force, rng)
+                img_r, seg_r = self._cut_patch(img, seg, center, pad, rng, augment)
                 blank = self.patchwise_skip_blanks and np.all(seg_r == self.patchwise_skip_class)
                 if not blank or attempt == 9:
                     break
             items.append((img_r, seg_r))
+        return items
+
+    def _cut_patch(self, img: np.ndarray, seg: np.ndarray, center: Sequence[int], pad: np.ndarray,
+                   rng: np.random.Generator, augment: bool) -> tuple[np.ndarray, np.ndarray]:
+        """One (augmented) patch around ``center``; a margin feeds rotations and zooms."""
+        spatial_aug = augment and self._spatial_augmentation()
+        region = tuple(int(math.ceil(p * 1.25)) for p in self.patch_shape) if spatial_aug else self.patch_shape
+        img_r = extract_region(img, center, region, pad)
+        seg_r = extract_region(seg, center, region, 0)
+        if augment:
+            img_r, seg_r = self._augment(img_r, seg_r, rng, self.patch_shape)
+        return img_r, seg_r
+
+    # ------------------------------------------------------------------ grid training
+    def _training_overlap(self) -> tuple[int, ...]:
+        return self._overlap if self._overlap is not None else (0,) * self.spatial_dims
+
+    def _grid_positions(self, img: np.ndarray, seg: np.ndarray | None) -> list[tuple[int, ...]]:
+        """Training grid of a preprocessed image, blank patches dropped with skip-blanks.
+
+        When every patch is blank the full grid is kept (training never crashes on it).
+        """
+        positions = grid_positions(img.shape[:-1], self.patch_shape, self._training_overlap())
+        if not self.patchwise_skip_blanks or seg is None:
+            return positions
+        seg = seg[..., 0]
+        kept = [p for p in positions
+                if not np.all(seg[tuple(slice(s, s + w) for s, w in zip(p, self.patch_shape))]
+                              == self.patchwise_skip_class)]
+        return kept or positions
+
+    def grid_layout(self, index: Any) -> list[tuple[int, ...]]:
+        """Start coordinates of every ``patchwise-grid`` training patch of a case, in grid order.
+
+        Uses ``patchwise_overlap`` (0 when unset) and, with ``patchwise_skip_blanks``, leaves
+        out blank patches. The first call per case loads the preprocessed case; the result is
+        remembered (only the coordinates) for later epochs and generators.
+
+        Args:
+            index: Case index.
+
+        Returns:
+            A list of start tuples (x-major, z fastest).
+        """
+        key = (index, self.patch_shape, self._training_overlap(), self.patchwise_skip_blanks,
+               self.patchwise_skip_class)
+        layout = self._grid_layouts.get(key)
+        if layout is None:
+            sample = self._training_sample(index)[0]
+            layout = self._grid_positions(sample.img_data, sample.seg_data)
+            self._grid_layouts[key] = layout
+        return layout
+
+    def grid_items(self, index: Any, positions: Sequence[Sequence[int]], rng: np.random.Generator,
+                   augment: bool = True) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Training items ``(image, label map)`` of the grid patches at ``positions`` of a case.
+
+        Args:
+            index: Case index.
+            positions: Patch start coordinates (from :meth:`grid_layout`).
+            rng: Generator of the augmentation draws.
+            augment: Apply data augmentation (off for validation).
+        """
+        sample = self._training_sample(index)[0]
+        return self._grid_items(sample.img_data, sample.seg_data, positions, rng, augment)
+
+    def _grid_items(self, img: np.ndarray, seg: np.ndarray, positions: Sequence[Sequence[int]],
+                    rng: np.random.Generator, augment: bool) -> list[tuple[np.ndarray, np.ndarray]]:
+        augment = augment and self.data_augmentation is not None
+        pad = self._pad_value(img)
+        items = []
+        for start in positions:
+            center = [int(s) + p // 2 for s, p in zip(start, self.patch_shape)]
+            items.append(self._cut_patch(img, seg, center, pad, rng, augment))
         return items
 
     def to_batch(self, items: Sequence[tuple[np.ndarray, np.ndarray]], classes: int | None = None
@@ -413,6 +506,7 @@ class Preprocessor:
             )
         img = np.stack([np.asarray(it[0], np.float32) for it in items])
         labels = np.stack([np.asarray(it[1])[..., 0] for it in items]).astype(np.int64)
+        check_label_range(None, labels, classes)
         seg = np.eye(classes, dtype=np.float32)[labels]
         return img, seg
 
@@ -420,8 +514,9 @@ class Preprocessor:
     def run(self, indices_list: Sequence[Any], training: bool = True, validation: bool = False) -> Any:
         """Build batches for a list of cases (MIScnn API).
 
-        Training returns ``[(img, one-hot seg), ...]``; prediction returns ``[(img, None), ...]``
-        (prediction batches never span cases). With ``prepare_batches`` the batches are stored
+        Training returns ``[(img, one-hot seg), ...]`` (``patchwise-grid``: every grid patch of
+        every case, in grid order); prediction returns ``[(img, None), ...]`` (prediction
+        batches never span cases). With ``prepare_batches`` the batches are stored
         through Data_IO and the last batch pointer is returned (-1 when there was none).
         """
         batches: list[tuple[np.ndarray, np.ndarray | None]] = []
@@ -430,7 +525,10 @@ class Preprocessor:
             for k, index in enumerate(indices_list):
                 tag = 1 if validation else 0
                 rng = np.random.default_rng([self.seed, tag, k])
-                items.extend(self.training_items(index, self.patches_per_sample, rng, augment=not validation))
+                if self.analysis == "patchwise-grid":
+                    items.extend(self.grid_items(index, self.grid_layout(index), rng, augment=not validation))
+                else:
+                    items.extend(self.training_items(index, self.patches_per_sample, rng, augment=not validation))
             for start in range(0, len(items), self.batch_size):
                 batches.append(self.to_batch(items[start:start + self.batch_size]))
         else:
@@ -451,6 +549,116 @@ class Preprocessor:
         for n, (img, seg) in enumerate(batches):
             self.data_io.backup_batches(img, seg, f"{kind}.{n}")
         return len(batches) - 1
+
+    # ------------------------------------------------------------------ MIScnn's analysis methods
+    def _adapter_rng(self) -> np.random.Generator:
+        """Generator of the analysis_* adapters (per instance, seeded from ``seed``)."""
+        if self._analysis_rng is None:
+            self._analysis_rng = np.random.default_rng([self.seed, 13])
+        return self._analysis_rng
+
+    def _adapter_labels(self, sample: Sample) -> np.ndarray:
+        """The sample's segmentation as a checked label map ``(*spatial, 1)``.
+
+        Accepts a label map with or without the trailing axis, or a one-hot ``(..., classes)``
+        array (what MIScnn's ``run`` passed on).
+        """
+        if sample.seg_data is None:
+            raise DataError(f"Case {sample.index!r}: training items need a segmentation (seg_data is None).")
+        seg = np.asarray(sample.seg_data)
+        spatial = tuple(sample.img_data.shape[:-1])
+        if seg.shape == spatial:
+            seg = seg[..., np.newaxis]
+        if seg.shape[:-1] != spatial or seg.shape[-1] not in (1, sample.classes):
+            raise DataError(
+                f"Case {sample.index!r}: seg_data of shape {seg.shape} is neither a label map "
+                f"{spatial + (1,)} nor one-hot {spatial + (sample.classes,)}."
+            )
+        if seg.shape[-1] != 1:
+            seg = np.argmax(seg, axis=-1)[..., np.newaxis]
+        check_label_range(sample.index, seg, sample.classes)
+        return _as_labels(seg)
+
+    def _one_hot_items(self, items: list, classes: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        eye = np.eye(classes, dtype=np.float32)
+        return [(np.asarray(img, np.float32), eye[np.asarray(seg)[..., 0].astype(np.intp)]) for img, seg in items]
+
+    def _prediction_items(self, batch: np.ndarray, data_aug: Any) -> list[tuple[np.ndarray]]:
+        aug = self.data_augmentation
+        if data_aug and aug is not None and aug.infaug:
+            batch = aug.run_infaug(batch)
+        return [(item,) for item in batch]
+
+    def analysis_fullimage(self, sample: Sample, training: bool, data_aug: Any) -> list[tuple[np.ndarray, ...]]:
+        """MIScnn API: the whole preprocessed sample as batch items.
+
+        Args:
+            sample: A preprocessed Sample; ``seg_data`` (training) a label map or one-hot.
+            training: Return ``(img, seg)`` items; else ``(img,)`` items.
+            data_aug: Augment. Training: ``patches_per_sample`` augmented copies (default: the
+                augmentation's ``cycles``); prediction: the inference flip when ``infaug`` is on.
+
+        Returns:
+            Tuples without batch axis: ``(img (*spatial, C), one-hot seg (*spatial, classes))``
+            (float32) for training, ``(img,)`` for prediction.
+        """
+        img = np.asarray(sample.img_data, np.float32)
+        if not training:
+            return self._prediction_items(img[np.newaxis], data_aug)
+        augment = bool(data_aug) and self.data_augmentation is not None
+        labels = self._adapter_labels(sample)
+        n = self.patches_per_sample if augment else 1
+        items = self._sample_items(img, labels, None, n, self._adapter_rng(), augment)
+        return self._one_hot_items(items, sample.classes)
+
+    def analysis_patchwise_crop(self, sample: Sample, data_aug: Any) -> list[tuple[np.ndarray, np.ndarray]]:
+        """MIScnn API (training only): ``patches_per_sample`` random crops of a sample.
+
+        Crops follow this Preprocessor's settings (``foreground_oversampling``,
+        ``patchwise_skip_blanks``); the user's Data_Augmentation is never modified.
+
+        Args:
+            sample: A preprocessed Sample with ``seg_data`` (label map or one-hot).
+            data_aug: Augment the crops.
+
+        Returns:
+            ``[(img (*patch_shape, C), one-hot seg (*patch_shape, classes)), ...]``, float32.
+        """
+        img = np.asarray(sample.img_data, np.float32)
+        labels = self._adapter_labels(sample)
+        rng = self._adapter_rng()
+        locations = class_locations(labels[..., 0], sample.classes, rng=np.random.default_rng(self.seed))
+        augment = bool(data_aug) and self.data_augmentation is not None
+        items = self._sample_items(img, labels, locations, self.patches_per_sample, rng, augment)
+        return self._one_hot_items(items, sample.classes)
+
+    def analysis_patchwise_grid(self, sample: Sample, training: bool, data_aug: Any) -> list[tuple[np.ndarray, ...]]:
+        """MIScnn API: every grid patch of a sample, in grid order (x-major, z fastest).
+
+        Training uses ``patchwise_overlap`` (0 when unset) and drops blank patches with
+        ``patchwise_skip_blanks``; prediction lays out the prediction grid (half-patch
+        overlap by default), which :meth:`postprocessing` merges back. Images smaller than
+        the patch are padded.
+
+        Args:
+            sample: A preprocessed Sample (with ``seg_data`` for training).
+            training: Return ``(img, seg)`` items; else ``(img,)`` items.
+            data_aug: Augment (training) or apply the inference flip (prediction, ``infaug``).
+
+        Returns:
+            Tuples without batch axis: ``(img (*patch_shape, C), one-hot seg (*patch_shape,
+            classes))`` (float32) for training, ``(img,)`` for prediction.
+        """
+        if not training:
+            plan = self.prediction_plan(sample)
+            self.cache[f"plan_{sample.index}"] = plan
+            return self._prediction_items(plan.patches(), data_aug)
+        img = np.asarray(sample.img_data, np.float32)
+        labels = self._adapter_labels(sample)
+        augment = bool(data_aug) and self.data_augmentation is not None
+        positions = self._grid_positions(img, labels)
+        items = self._grid_items(img, labels, positions, self._adapter_rng(), augment)
+        return self._one_hot_items(items, sample.classes)
 
     # ------------------------------------------------------------------ prediction
     def prediction_plan(self, sample: Sample, divisor: Sequence[int] | None = None) -> PredictionPlan:
@@ -521,6 +729,16 @@ class Preprocessor:
         return self.finish_prediction(sample, probabilities, activation_output)
 
 
+def _as_labels(seg: np.ndarray) -> np.ndarray:
+    """An integer label map in the smallest of uint8/int32/int64 that holds its values."""
+    seg = np.asarray(seg)
+    if seg.size == 0:
+        return seg.astype(np.uint8)
+    lo, hi = int(seg.min()), int(seg.max())
+    dtype = np.uint8 if 0 <= lo and hi < 256 else (np.int32 if -(2**31) <= lo and hi < 2**31 else np.int64)
+    return seg.astype(dtype, copy=False)
+
+
 def _round_up(shape: Sequence[int], divisor: Sequence[int] | int) -> tuple[int, ...]:
     divisor = (divisor,) * len(shape) if isinstance(divisor, (int, np.integer)) else tuple(divisor)
     return tuple(int(math.ceil(s / d) * d) for s, d in zip(shape, divisor))
@@ -544,6 +762,8 @@ def _pad_centered(array: np.ndarray, target: Sequence[int], value: Any) -> tuple
     return padded, crop
 
 
-def _prepare_one(args: tuple[Preprocessor, Any, bool]) -> None:
-    preprocessor, index, training = args
-    preprocessor.load_sample(index, training)
+def _prepare_one(args: tuple[Preprocessor, Any, bool, bool]) -> None:
+    preprocessor, index, training, backup = args
+    sample = preprocessor.load_sample(index, training)
+    if backup:
+        preprocessor.data_io.backup_sample(sample)

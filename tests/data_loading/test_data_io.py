@@ -9,6 +9,8 @@ from conftest import MemoryIO
 
 from miseg.data_loading.data_io import Data_IO, backup_evaluation, backup_history, create_directories
 from miseg.data_loading.sample import Sample
+from miseg.evaluation.metrics import case_metrics
+from miseg.processing.preprocessor import Preprocessor
 from miseg.errors import (
     ConfigurationError,
     DataError,
@@ -49,13 +51,23 @@ def test_prediction_only_case_is_valid_but_segmentation_request_names_case():
     assert not dio.has_segmentation("nolabel")
 
 
-def test_out_of_range_labels_name_case_and_values():
+def test_out_of_range_labels_load_but_fail_where_classes_matter():
     img, seg = _volume()
-    seg = seg.copy()
+    seg = seg.astype(np.int32)
     seg[0, 0, 0] = 7
+    seg[1, 1, 1] = 300  # must not wrap around in a uint8 cast
     dio = Data_IO(MemoryIO({"c1": (img, seg)}), "x")
-    with pytest.raises(LabelError, match=r"c1.*\[7\]"):
-        dio.sample_loader("c1")
+    sample = dio.sample_loader("c1")  # MIScnn loads such cases; so does miseg
+    np.testing.assert_array_equal(sample.seg_data[..., 0], seg)
+    pp = Preprocessor(dio, 1, data_aug=None, patch_shape=(4, 4, 4))
+    with pytest.raises(LabelError, match=r"c1.*\[7, 300\].*classes=3"):
+        pp.run(["c1"])  # one-hot encoding of a training batch
+    with pytest.raises(LabelError, match=r"c1.*\[7, 300\].*classes=3"):
+        pp.analysis_patchwise_grid(sample, training=True, data_aug=False)
+    truth = sample.seg_data[..., 0]
+    with pytest.raises(LabelError, match=r"c1.*\[7, 300\].*classes=3"):
+        case_metrics(truth, np.zeros_like(truth), classes=3, metrics=["dice"], case="c1")
+    assert len(case_metrics(truth, np.zeros_like(truth), classes=301, metrics=["dice"])) == 301
 
 
 def test_label_mapping_remaps_masks():

@@ -206,3 +206,27 @@ def test_pickle_roundtrip(kits):
     np.testing.assert_array_equal(clone.load_image(f"{cases[0]}:#:5")[0], volumes[cases[0]][:, 5])
     assert NIFTIslicer_interface.check_file_termination(".nii.gz")
     assert not NIFTIslicer_interface.check_file_termination(".dcm")
+
+
+def test_save_prediction_accepts_miscnn_slicer_form(kits, tmp_path):
+    """MIScnn's slicer is called as (pred, index, output_path); the Abstract_IO form still works."""
+    path, cases, _, labels = kits
+    interface = NIFTIslicer_interface(slice_axis=0, classes=3)
+    interface.initialize(path)
+    out = str(tmp_path / "pred")
+    index = f"{cases[0]}:#:4"
+    expected = labels[cases[0]][4]
+    interface.save_prediction(expected.astype(np.int64), index, out)  # MIScnn's positional form
+    np.testing.assert_array_equal(interface.load_prediction(index, out), expected)
+    other = f"{cases[0]}:#:5"
+    interface.save_prediction(labels[cases[0]][5][..., None], out, index=other)  # keyword form
+    np.testing.assert_array_equal(interface.load_prediction(other, out), labels[cases[0]][5])
+    image, extended = interface.load_image(index)
+    sample = Sample(index, image, 1, 3, extended, three_dim=False)
+    sample.add_prediction(np.zeros_like(expected, dtype=np.int64))
+    interface.save_prediction(sample, out)  # Abstract_IO form overwrites
+    assert not interface.load_prediction(index, out).any()
+    with pytest.raises(TypeError):
+        interface.save_prediction(expected, index, out, out)
+    with pytest.raises(TypeError):
+        interface.save_prediction(expected, index, out, index=index)

@@ -7,6 +7,7 @@ import zipfile
 
 os.environ.setdefault("MISEG_QUIET", "1")
 
+import h5py
 import keras
 import numpy as np
 import pandas as pd
@@ -105,7 +106,7 @@ def test_fold_layout_tables_and_figures(cv_run):
         assert not set(training) & set(validation)
         assert sorted(training + validation) == CASES
         seen += validation
-        for name in ("history.tsv", "model.keras", "validation.loss.png",
+        for name in ("history.tsv", "model.keras", "model.hdf5", "validation.loss.png",
                      "validation.dice_soft.png", "detailed_validation.tsv",
                      "detailed_validation.long.tsv", "detailed_validation.summary.tsv",
                      "detailed_validation.boxplots.png", ".complete"):
@@ -248,13 +249,39 @@ def test_split_folds_then_run_fold(tmp_path):
     history = run_fold(0, model, epochs=1, iterations=1, evaluation_path=path,
                        callbacks=probe_factory(log))
     fdir = os.path.join(path, "fold_0")
-    for name in ("history.tsv", "model.keras", "validation.loss.png", ".complete"):
+    for name in ("history.tsv", "model.keras", "model.hdf5", "validation.loss.png", ".complete"):
         assert os.path.isfile(os.path.join(fdir, name)), name
     assert [f for f, _, _ in log] == [0]
+    # MIScnn scripts load fold_<i>/model.hdf5: real HDF5 holding the same model as model.keras.
+    assert h5py.is_hdf5(os.path.join(fdir, "model.hdf5"))
+    from_hdf5, from_keras = make_network(), make_network()
+    from_hdf5.load(os.path.join(fdir, "model.hdf5"))
+    from_keras.load(os.path.join(fdir, "model.keras"))
+    for got, want in zip(from_hdf5.model.get_weights(), from_keras.model.get_weights()):
+        np.testing.assert_array_equal(got, want)
+    assert "model.hdf5" in json.load(open(os.path.join(fdir, ".complete")))["files"]
     again = run_fold(0, model, epochs=1, iterations=1, evaluation_path=path, callbacks=probe_factory(log))
     assert len(log) == 1 and again["loss"] == pytest.approx(history["loss"])
     with pytest.raises(DataNotFoundError, match="split_folds"):
         run_fold(5, model, evaluation_path=path)
+
+
+def test_best_checkpoint_writes_keras_and_miscnn_hdf5_files(tmp_path):
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    checkpoint = _folds.checkpoint(str(tmp_path))
+    checkpoint.set_model(model)
+    checkpoint.on_train_begin()
+    for epoch, val_loss in enumerate([0.5, 0.7, 0.3, 0.3, 0.4]):
+        model.set_weights([np.full_like(w, epoch) for w in model.get_weights()])
+        checkpoint.on_epoch_end(epoch, {"loss": 1.0, "val_loss": val_loss})
+    assert zipfile.is_zipfile(tmp_path / "model.keras") and h5py.is_hdf5(tmp_path / "model.hdf5")
+    for name in ("model.keras", "model.hdf5"):
+        saved = keras.models.load_model(str(tmp_path / name), compile=False).get_weights()
+        assert all(np.all(w == 2) for w in saved), name  # epoch 2: the first lowest val_loss
+    # An unfinished fold's leftovers are cleared under both names; other files stay.
+    (tmp_path / "notes.txt").write_text("mine")
+    _folds.clear_results(str(tmp_path))
+    assert sorted(os.listdir(tmp_path)) == ["notes.txt"]
 
 
 def test_seed_is_validated_and_stored_plain(tmp_path):

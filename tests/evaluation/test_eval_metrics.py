@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from miseg.errors import ConfigurationError, DataError, ShapeMismatchError
+from miseg.evaluation import metrics as metric_module
 from miseg.evaluation.metrics import (
     DEFAULT_METRICS,
     METRICS,
@@ -16,9 +17,11 @@ from miseg.evaluation.metrics import (
     binary_metrics,
     case_metrics,
     compute_dice,
+    dice,
     hausdorff_distance,
     lesion_detection,
     lesion_metrics,
+    normalized_surface_dice,
 )
 
 
@@ -145,6 +148,62 @@ def test_small_structure_in_large_volume_matches_uncropped_brute_force():
     d_tp, d_pt = brute_distances(truth, pred, spacing)
     assert hausdorff_distance(MaskComparison(truth, pred, spacing)) == pytest.approx(
         np.concatenate([d_tp, d_pt]).max())
+
+
+# ------------------------------------------------------------------ metrics of two arrays
+ARRAY_FUNCTIONS = {
+    "dice": "dice", "iou": "iou", "precision": "precision", "recall": "recall",
+    "specificity": "specificity", "accuracy": "accuracy", "f1": "f1",
+    "volume_truth": "volume_truth", "volume_pred": "volume_pred",
+    "volume_difference": "volume_difference", "abs_volume_difference": "abs_volume_difference",
+    "relative_volume_difference": "relative_volume_difference", "hd": "hausdorff_distance",
+    "hd95": "hausdorff_distance_95", "assd": "average_symmetric_surface_distance",
+    "nsd": "normalized_surface_dice",
+}
+
+
+def test_every_metric_function_takes_truth_pred_and_spacing():
+    assert set(ARRAY_FUNCTIONS) == set(METRICS)
+    rng = np.random.default_rng(7)
+    shape, spacing = (12, 14, 10), (3.0, 0.8, 1.2)
+    truth, pred = random_blob(rng, shape), random_blob(rng, shape)
+    d_tp, d_pt = brute_distances(truth, pred, spacing)
+    expected = binary_metrics(truth, pred, spacing=spacing)
+    for name, function_name in ARRAY_FUNCTIONS.items():
+        function = getattr(metric_module, function_name)
+        # The natural MIScnn-style call: arrays and a spacing (label maps as 0/1 ints).
+        value = function(truth.astype(np.uint8), pred.astype(np.uint8), spacing=spacing)
+        assert value == pytest.approx(expected[name]), name
+    assert metric_module.hausdorff_distance(truth, pred, spacing) == pytest.approx(
+        np.concatenate([d_tp, d_pt]).max())
+    union = np.concatenate([d_tp, d_pt])
+    assert normalized_surface_dice(truth, pred, spacing, tolerance=2.5) == pytest.approx(
+        np.mean(union <= 2.5))
+    # A MaskComparison still works alone (the shared cache), also with another tolerance.
+    cmp = MaskComparison(truth, pred, spacing)
+    assert dice(cmp) == pytest.approx(expected["dice"])
+    assert normalized_surface_dice(cmp, tolerance=2.5) == pytest.approx(np.mean(union <= 2.5))
+
+
+def test_multi_label_inputs_foreground_or_one_label():
+    truth = np.zeros((6, 6), int)
+    truth[0:2, 0:3] = 1
+    truth[3:6, 3:6] = 2
+    pred = truth.copy()
+    pred[3:6, 3:6] = 1  # label 2 predicted as label 1: foreground right, label 2 missed
+    assert dice(truth, pred) == 1.0  # label=None: every nonzero voxel is foreground
+    assert dice(truth, pred, label=2) == 0.0
+    assert dice(truth, pred, label=1) == pytest.approx(2 * 6 / (6 + 15))
+    assert dice(truth, pred, label=1) == pytest.approx(
+        case_metrics(truth, pred, 3, metrics=["dice"])[1]["dice"])
+    with pytest.raises(DataError, match="probability"):
+        dice(truth, pred * 0.5)
+    with pytest.raises(ConfigurationError, match="prediction"):
+        dice(truth)
+    with pytest.raises(ConfigurationError, match="MaskComparison"):
+        dice(MaskComparison(truth > 0, pred > 0), pred)
+    with pytest.raises(ShapeMismatchError):
+        dice(truth, pred[:5])
 
 
 # ------------------------------------------------------------------------------ conventions

@@ -129,3 +129,26 @@ def test_failed_fold_is_reported_and_others_are_kept(tmp_path):
     assert any("fold(s) [0] failed" in note for note in getattr(info.value, "__notes__", []))
     assert not os.path.exists(os.path.join(path, "fold_0", ".complete"))
     assert os.path.isfile(os.path.join(path, "fold_1", ".complete"))
+
+
+class NoSubmitPool(ProcessPoolExecutor):
+    """A process pool that fails the test instead of running a task (a fork pool would hang)."""
+
+    def submit(self, *args, **kwargs):
+        raise AssertionError("a task was submitted to a fork-based pool")
+
+
+def test_fork_process_pool_is_refused_before_anything_runs(tmp_path):
+    from miseg.errors import ConfigurationError
+    from miseg.evaluation import leave_one_out
+
+    fork = multiprocessing.get_context("fork")
+    with NoSubmitPool(2, mp_context=fork) as executor:
+        for driver in (cross_validation, leave_one_out):
+            path = tmp_path / driver.__name__
+            with pytest.raises(ConfigurationError, match=r"fork.*get_context\(\"spawn\"\)"):
+                driver(CASES, None, epochs=1, evaluation_path=str(path), executor=executor)
+            assert not path.exists()  # refused before the run folder was written
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(1, mp_context=spawn) as executor:
+        _execution.check_executor(executor, "cross_validation")  # accepted, nothing started

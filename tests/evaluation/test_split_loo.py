@@ -13,7 +13,8 @@ import pytest
 from miseg.data_loading.data_io import Data_IO
 from miseg.data_loading.interfaces import Dictionary_interface
 from miseg.errors import ConfigurationError
-from miseg.evaluation import leave_one_out, split_validation
+from miseg.evaluation import cross_validation, leave_one_out, split_validation
+from miseg.evaluation.cross_validation import split_folds
 from miseg.neural_network.architecture.unet.standard import Architecture
 from miseg.neural_network.model import Neural_Network
 from miseg.processing.preprocessor import Preprocessor
@@ -53,7 +54,7 @@ def test_split_validation_files_and_options(tmp_path):
     order = np.random.default_rng(4).permutation(5)
     assert sorted(split["VALIDATION"]) == sorted(samples[i] for i in order[:2])
     assert sorted(split["TRAINING"] + split["VALIDATION"]) == samples
-    for name in ("history.tsv", "model.keras", "validation.loss.png", "validation.dice_soft.png",
+    for name in ("history.tsv", "model.keras", "model.hdf5", "validation.loss.png", "validation.dice_soft.png",
                  "detailed_validation.tsv", "detailed_validation.summary.tsv", ".complete"):
         assert os.path.isfile(os.path.join(path, name)), name
     assert read_tsv(os.path.join(path, "history.tsv"))["val_loss"].tolist() == pytest.approx(history["val_loss"])
@@ -61,6 +62,44 @@ def test_split_validation_files_and_options(tmp_path):
     # The callback was honoured through a copy: the log exists, the caller's object is unused.
     assert len(pd.read_csv(csv_log)) == 1
     assert logger.model is None
+
+
+def test_split_validation_shares_a_cross_validation_folder(tmp_path):
+    samples = [f"s{k}" for k in range(4)]
+    path = tmp_path / "evaluation"
+    splits = split_folds(samples, k_fold=2, evaluation_path=str(path), seed=0)
+    # Run-level outputs of that cross-validation (figures and pooled tables).
+    (path / "validation.folds.png").write_bytes(b"all folds")
+    (path / "detailed_validation.tsv").write_text("sample_id\tdice_class-0\ns0\t1.0\n")
+    before = {p: p.read_bytes() for p in path.rglob("*") if p.is_file()}
+    model = make_network(4)
+    # A detailed evaluation would overwrite the pooled table: refused before any training.
+    with pytest.raises(ConfigurationError, match="detailed_validation.tsv"):
+        split_validation(samples, model, percentage=0.5, epochs=1, iterations=1,
+                         evaluation_path=str(path), run_detailed_evaluation=True, seed=0)
+    assert not (path / "sample_list.json").exists()
+    # Otherwise both runs share the folder; the split's clean-up leaves the CV's files alone.
+    (path / "history.tsv").write_text("epoch\tloss\n1\t9.0\n")  # an unfinished split's leftover
+    split_validation(samples, model, percentage=0.5, epochs=1, iterations=1,
+                     evaluation_path=str(path), draw_figures=True, save_models=False, seed=0)
+    for file, content in before.items():
+        assert file.read_bytes() == content, file
+    for name in ("sample_list.json", "history.tsv", "validation.loss.png", ".complete"):
+        assert (path / name).is_file(), name
+    assert "9.0" not in (path / "history.tsv").read_text()
+    assert split_folds(samples, k_fold=2, evaluation_path=str(path)) == splits  # CV still resumes
+
+
+def test_cross_validation_refuses_to_overwrite_a_split_validations_tables(tmp_path):
+    path = tmp_path / "evaluation"
+    path.mkdir()
+    (path / "detailed_validation.tsv").write_text("sample_id\tdice_class-0\ns0\t0.5\n")
+    (path / ".complete").write_text(json.dumps(
+        {"type": "split_validation", "files": ["history.tsv", "detailed_validation.tsv"]}))
+    with pytest.raises(ConfigurationError, match="split validation.*detailed_validation.tsv"):
+        cross_validation(["s0", "s1", "s2"], None, k_fold=3, evaluation_path=str(path),
+                         run_detailed_evaluation=True)
+    assert sorted(os.listdir(path)) == [".complete", "detailed_validation.tsv"]
 
 
 @pytest.mark.parametrize("percentage", [0, 1, 1.5, -0.1, "0.2", 0.9])

@@ -151,7 +151,7 @@ def test_cross_validation_group(tmp_path):
         split = json.load(open(member_dir / "sample_list.json"))
         validation += split["VALIDATION"]
         assert not set(split["TRAINING"]) & set(split["VALIDATION"])
-        for name in ("history.tsv", "model.keras", ".complete"):
+        for name in ("history.tsv", "model.keras", "model.hdf5", ".complete"):
             assert (member_dir / name).is_file(), name
     assert sorted(validation) == CASES
     assert [sorted(v) for _, v in group.fold_splits] == [sorted(v) for v in
@@ -173,6 +173,7 @@ def test_evaluate_writes_member_folders(group, tmp_path):
         assert set(history) >= {"loss", "val_loss"}
         assert (path / f"group_{position}" / "history.tsv").is_file()
         assert (path / f"group_{position}" / "model.keras").is_file()
+        assert (path / f"group_{position}" / "model.hdf5").is_file()  # MIScnn's checkpoint name
 
 
 def test_nested_group_dump_load(tmp_path):
@@ -194,3 +195,109 @@ def test_nested_group_dump_load(tmp_path):
                                       network(pp, Standard(n_filters=3, depth=1))], pp)], pp)
     fresh.load(str(tmp_path / "nested"))
     np.testing.assert_array_equal(fresh.predict(["g0"], activation_output=True, return_output=True)[0], expected)
+
+
+class IntensityModel(Model):
+    """A user model written against MIScnn's abstract Model only (its signatures, no miseg
+    extras): class probabilities from the image intensity, ``cut`` being its one parameter.
+    Like MIScnn's networks it writes predictions through the Data_IO and returns nothing."""
+
+    def __init__(self, preprocessor, cut=0.5):
+        super().__init__(preprocessor)
+        self.cut, self.initial_cut, self.log = cut, cut, []
+
+    def probabilities(self, image):
+        fg = 1.0 / (1.0 + np.exp(-4.0 * (image[..., 0] - self.cut)))
+        return np.stack([1 - fg, 0.7 * fg, 0.3 * fg], axis=-1).astype(np.float32)
+
+    def train(self, sample_list, epochs=20, iterations=None, callbacks=None, class_weight=None):
+        self.cut += 0.1 * epochs
+        self.log.append(("train", len(sample_list)))
+
+    def predict(self, sample_list, activation_output=False):
+        data_io = self.preprocessor.data_io
+        for index in sample_list:
+            sample = data_io.sample_loader(index, load_seg=False)
+            probabilities = self.probabilities(sample.img_data)
+            output = probabilities if activation_output else np.argmax(probabilities, axis=-1)
+            sample.add_prediction(output, activation_output)
+            data_io.save_prediction(sample)
+
+    def evaluate(self, training_samples, validation_samples, evaluation_path="evaluation", epochs=20,
+                 iterations=None, callbacks=None):
+        self.cut += 0.1 * epochs
+        self.log.append(("evaluate", evaluation_path))
+        return {"loss": [1.0 / epochs] * epochs, "val_loss": [2.0 / epochs] * epochs}
+
+    def reset(self):
+        self.cut = self.initial_cut
+
+    def copy(self):
+        return IntensityModel(self.preprocessor, self.cut)
+
+    def dump(self, file_path):
+        with open(os.path.join(file_path, "cut.json"), "w") as handle:
+            json.dump({"cut": self.cut}, handle)
+
+    def load(self, file_path, custom_objects=None):
+        self.log.append(("load", type(custom_objects).__name__))
+        with open(os.path.join(file_path, "cut.json")) as handle:
+            self.cut = json.load(handle)["cut"]
+
+
+def test_miscnn_style_user_model_as_a_group_member(tmp_path):
+    pp = make_preprocessor(tmp_path / "predictions")
+    net = network(pp, Standard(n_filters=2, depth=1))
+    user = IntensityModel(pp, cut=0.4)
+    group = Model_Group([net, user], pp)
+    # predict: the member without return_output predicts through the Data_IO, is read back.
+    expected = (net.predict(["g0"], activation_output=True, return_output=True)[0]
+                + user.probabilities(pp.data_io.sample_loader("g0").img_data)) / 2
+    ensemble = group.predict(["g0"], activation_output=True, return_output=True)[0]
+    np.testing.assert_allclose(ensemble, expected, rtol=1e-5, atol=1e-6)
+    assert pp.data_io.output_path == str(tmp_path / "predictions")
+    # evaluate: MIScnn's signature gets its folder and no class_weight (the network member's
+    # checkpoints are covered by test_evaluate_writes_member_folders).
+    users = Model_Group([user, IntensityModel(pp, cut=0.6)], pp)
+    histories = users.evaluate(CASES[:3], CASES[3:], epochs=2, evaluation_path=str(tmp_path / "evaluation"))
+    assert user.log[-1] == ("evaluate", str(tmp_path / "evaluation" / "group_0"))
+    assert histories[0] == {"loss": [0.5, 0.5], "val_loss": [1.0, 1.0]}
+    assert json.load(open(tmp_path / "evaluation" / "group_1" / "cut.json")) == {"cut": pytest.approx(0.8)}
+    assert (tmp_path / "evaluation" / "group_1" / "history.tsv").is_file()
+    with pytest.raises(ConfigurationError, match="IntensityModel.evaluate has no class_weight"):
+        group.evaluate(CASES[:3], CASES[3:], epochs=1, class_weight={0: 1.0, 1: 2.0, 2: 2.0},
+                       evaluation_path=str(tmp_path / "weighted"))
+    assert not (tmp_path / "weighted").exists()  # refused before the network member trained
+    # dump: a member whose dump returns None is stored in (and loaded from) its own folder.
+    user.cut = 0.9
+    folder = tmp_path / "ensemble"
+    group.dump(str(folder))
+    meta = json.load(open(folder / "metadata.json"))
+    assert [m["path"] for m in meta["members"]] == ["group_0/model.keras", "group_1"]
+    fresh_user = IntensityModel(pp, cut=0.1)
+    fresh = Model_Group([network(pp, Standard(n_filters=2, depth=1)), fresh_user], pp)
+    fresh.load(str(folder))
+    assert fresh_user.cut == 0.9 and fresh_user.log == [("load", "dict")]
+    for got, want in zip(fresh.models[0].model.get_weights(), net.model.get_weights()):
+        np.testing.assert_array_equal(got, want)
+    # MIScnn's layout (member folders only, no metadata.json) loads too.
+    os.remove(folder / "metadata.json")
+    fresh_user.cut = 0.1
+    fresh.load(str(folder))
+    assert fresh_user.cut == 0.9
+
+
+def test_cross_validation_of_a_miscnn_style_user_model(tmp_path):
+    from miseg.evaluation import cross_validation
+
+    pp = make_preprocessor(tmp_path / "predictions")
+    user = IntensityModel(pp, cut=0.5)
+    cross_validation(CASES, user, k_fold=2, epochs=2, evaluation_path=str(tmp_path / "cv"),
+                     run_detailed_evaluation=True, seed=0)
+    assert [entry for entry in user.log if entry[0] == "evaluate"] == [
+        ("evaluate", str(tmp_path / "cv" / f"fold_{fold}")) for fold in range(2)]
+    for fold in range(2):
+        fdir = tmp_path / "cv" / f"fold_{fold}"
+        for name in ("history.tsv", "cut.json", "detailed_validation.tsv", ".complete"):
+            assert (fdir / name).is_file(), (fold, name)
+        assert json.load(open(fdir / "cut.json")) == {"cut": pytest.approx(0.7)}

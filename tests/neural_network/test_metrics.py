@@ -103,10 +103,21 @@ def ref_ce(t, p, w=None, factors=None, gammas=None):
     return total / count
 
 
-def ref_tversky(t, p, w=None, smooth=1e-6, alpha=0.5, beta=0.5):
+def ref_tversky(t, p, w=None, smooth=1e-6, alpha=0.5, beta=0.5, normalized=False):
+    """MIScnn's scale: C times the (weighted) class mean of 1 - TI; normalized: the mean."""
     tp, fn, fp, _, _ = ref_counts(t, p)
     ti = (tp + smooth) / (tp + alpha * fp + beta * fn + smooth)
-    return ref_weighted_class_mean(1 - ti, _ones(t, w))
+    mean = ref_weighted_class_mean(1 - ti, _ones(t, w))
+    return mean if normalized else t.shape[-1] * mean
+
+
+def ref_dice_weighted(t, p, w=None, normalized=False):
+    """-mean_c(weights_c * w_c * D_c) (MIScnn), or 1 - weighted class mean (normalized)."""
+    weights = np.array(_weights(t.shape[-1])) * _ones(t, w)
+    dice = ref_dice_per_class(t, p)
+    if normalized:
+        return 1 - ref_weighted_class_mean(dice, weights)
+    return -np.mean([np.sum(weights * row) / t.shape[-1] for row in dice])
 
 
 def ref_focal_tversky(t, p, w=None, delta=0.7, gamma=0.75, smooth=1e-6):
@@ -166,17 +177,23 @@ LOSSES = {
         lambda t, p, w: 1 - ref_dice_soft(t, p, w) + ref_ce(t, p, w),
     ),
     "tversky_loss": (lambda c: M.tversky_loss, ref_tversky),
+    "tversky_loss_normalized": (
+        lambda c: M.tversky_loss_normalized,
+        lambda t, p, w: ref_tversky(t, p, w, normalized=True),
+    ),
     "tversky_crossentropy": (
         lambda c: M.tversky_crossentropy,
         lambda t, p, w: ref_tversky(t, p, w) + ref_ce(t, p, w),
     ),
+    "tversky_crossentropy_normalized": (
+        lambda c: M.tversky_crossentropy_normalized,
+        lambda t, p, w: ref_tversky(t, p, w, normalized=True) + ref_ce(t, p, w),
+    ),
     "categorical_crossentropy": (lambda c: "categorical_crossentropy", ref_ce),
-    "dice_weighted": (
-        lambda c: M.dice_weighted(_weights(c)),
-        lambda t, p, w: 1
-        - ref_weighted_class_mean(
-            ref_dice_per_class(t, p), np.array(_weights(t.shape[-1])) * _ones(t, w)
-        ),
+    "dice_weighted": (lambda c: M.dice_weighted(_weights(c)), ref_dice_weighted),
+    "dice_weighted_normalized": (
+        lambda c: M.dice_weighted_normalized(_weights(c)),
+        lambda t, p, w: ref_dice_weighted(t, p, w, normalized=True),
     ),
     "categorical_focal_loss": (
         lambda c: M.categorical_focal_loss(_alpha(c), gamma=2.0),
@@ -330,13 +347,22 @@ def test_all_ones_class_weight_equals_base_loss(name):
         assert_close(evaluate(M.class_weighted_loss(base, {}), t, p), expected)
 
 
-def test_tversky_is_normalized_miscnn_tversky_and_configurable():
+def test_tversky_has_miscnn_scale_normalized_variant_and_is_configurable():
     t, p = make_batch((2, 8, 8), 3, seed=5)
     tp, fn, fp, _, _ = ref_counts(t, p)
     miscnn = np.mean(3 - np.sum((tp + 1e-6) / (tp + 0.5 * fn + 0.5 * fp + 1e-6), axis=1))
-    assert_close(float(M.tversky_loss(t, p)) * 3, miscnn)
+    assert_close(float(M.tversky_loss(t, p)), miscnn)
+    assert_close(float(M.tversky_loss_normalized(t, p)) * 3, miscnn)
+    assert_close(evaluate(M.TverskyLoss(), t, p), miscnn)
+    assert_close(evaluate(M.TverskyLoss(normalized=True), t, p) * 3, miscnn)
+    assert M.TverskyLoss(normalized=True).name == "tversky_loss_normalized"
+    per_sample = M.TverskyLoss(reduction=None)(t, p)  # what MIScnn's function returned
+    assert_close(keras.ops.convert_to_numpy(per_sample), 3 - np.sum((tp + 1e-6) / (
+        tp + 0.5 * fn + 0.5 * fp + 1e-6), axis=1))
     # alpha = beta = 0.5 with half the smoothing is exactly the soft Dice loss
-    assert_close(float(M.tversky_loss(t, p, smooth=5e-6)), float(M.dice_soft_loss(t, p)))
+    assert_close(
+        float(M.tversky_loss_normalized(t, p, smooth=5e-6)), float(M.dice_soft_loss(t, p))
+    )
     # a larger FN weight (beta) penalises the missed voxels more
     custom = float(M.tversky_loss(t, p, alpha=0.3, beta=0.7))
     assert_close(custom, ref_tversky(t, p, alpha=0.3, beta=0.7))
@@ -376,14 +402,16 @@ def test_focal_losses_with_gamma_zero_are_weighted_crossentropy(geometry):
     assert evaluate(M.symmetric_focal_loss(delta=0.7, gamma=2.0), t, p) < delta_ce
 
 
-def test_dice_weighted_is_positive_scalar_and_weights_apply():
+def test_dice_weighted_is_miscnn_value_and_normalized_variant_is_positive():
     t, p = make_batch((2, 8, 8), 3, seed=7)
-    loss = M.dice_weighted([0.0, 1.0, 1.0])
-    value = loss(t, p)
-    assert tuple(value.shape) == ()
     dice = ref_dice_per_class(t, p)
-    assert_close(float(value), 1 - np.mean(dice[:, 1:].mean(axis=1)))
-    assert 0.0 < float(value) < 1.0
+    value = M.dice_weighted([0.0, 1.0, 1.0])(t, p)
+    assert tuple(value.shape) == ()
+    # MIScnn: the Keras mean of the (N, C) tensor -w_c * D_nc
+    assert_close(float(value), -np.mean(dice * np.array([0.0, 1.0, 1.0])))
+    normalized = M.dice_weighted_normalized([0.0, 1.0, 1.0])(t, p)
+    assert_close(float(normalized), 1 - np.mean(dice[:, 1:].mean(axis=1)))
+    assert float(value) < 0.0 < float(normalized) < 1.0
 
 
 @pytest.mark.parametrize("geometry", ["2d-c2", "2d-c3", "3d-c3"])
@@ -394,6 +422,8 @@ def test_perfect_prediction(geometry):
     assert_close(float(M.dice_soft(t, t)), 1.0)
     for name, (build, _) in LOSSES.items():
         value = evaluate(build(classes), t, t)
+        if name == "dice_weighted":  # MIScnn's value is -mean_c(w_c) at the optimum
+            value += np.mean(_weights(classes))
         # (1 - TI)^(1 - gamma) with exponent 0.25-0.5 is steep at 0: eps-level 1 - TI and
         # the clipped prediction leave ~1e-2 there, still far below a random prediction
         bound = 0.05 if "focal_tversky" in name or "unified" in name else 1e-4
@@ -423,7 +453,7 @@ def test_class_weighted_loss_errors():
         M.class_weighted_loss(lambda y_true, y_pred: y_pred, [1, 2, 3])
     with pytest.raises(ConfigurationError, match="does not know"):
         M.class_weighted_loss("mean_squared_error", [1, 2, 3])
-    with pytest.raises(ConfigurationError, match="metric"):
+    with pytest.raises(ConfigurationError, match="got the metric 'dice_soft'"):
         M.class_weighted_loss(M.dice_soft, [1, 2, 3])
     with pytest.raises(ConfigurationError, match="from_logits"):
         M.class_weighted_loss(keras.losses.CategoricalCrossentropy(from_logits=True), [1, 2, 3])
@@ -436,8 +466,8 @@ def test_class_weighted_loss_errors():
     for bad in ([1.0, -1.0, 1.0], [0.0, 0.0, 0.0], [1.0, np.nan, 1.0], "abc", {"x": 1.0}, [[1.0]]):
         with pytest.raises(ConfigurationError, match="class_weight"):
             M.class_weighted_loss(M.tversky_loss, bad)
-    with pytest.raises(ConfigurationError, match="factory 'combo_loss' itself"):
-        M.class_weighted_loss(M.combo_loss, [1, 2, 3])
+    with pytest.raises(ConfigurationError, match="'dice_weighted' without its weights"):
+        M.class_weighted_loss(M.dice_weighted, [1, 2, 3])
     assert M.class_weighted_loss(M.tversky_loss, None) is M.tversky_loss
 
 
@@ -482,6 +512,72 @@ def test_shape_errors():
 
 
 # --------------------------------------------------------------------------------------
+# Factories used uncalled (MIScnn scripts pass ``loss=focal_tversky_loss``)
+# --------------------------------------------------------------------------------------
+
+FACTORIES_WITH_DEFAULTS = [
+    "categorical_focal_loss", "combo_loss", "focal_tversky_loss", "symmetric_focal_loss",
+    "symmetric_focal_tversky_loss", "asymmetric_focal_loss", "asymmetric_focal_tversky_loss",
+    "sym_unified_focal_loss", "asym_unified_focal_loss",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", FACTORIES_WITH_DEFAULTS)
+def test_uncalled_factory_is_the_default_loss(name):
+    factory = getattr(M, name)
+    assert isinstance(factory(), keras.losses.Loss) and factory().name == name
+    assert keras.saving.get_registered_object(f"miseg>{name}") is factory
+    for spatial, classes in (((2, 8, 8), 3), ((2, 6, 6, 6), 2)):
+        t, p = make_batch(spatial, classes, seed=15)
+        value = factory(t, p)  # what Keras does with loss=factory
+        assert tuple(value.shape) == ()
+        assert_close(float(value), evaluate(factory(), t, p))
+        assert_close(float(factory(tf.constant(t), tf.constant(p))), float(value))
+    # class_weighted_loss accepts the uncalled factory like its name
+    weighted = M.class_weighted_loss(factory, [0.5, 2.0, 1.0])
+    t, p = make_batch((2, 8, 8), 3, seed=16)
+    expected = M.class_weighted_loss(factory(), [0.5, 2.0, 1.0])
+    assert_close(evaluate(weighted, t, p), evaluate(expected, t, p))
+
+
+def test_hyper_parameter_calls_still_configure_the_loss():
+    t, p = make_batch((2, 8, 8), 2, seed=17)
+    focal = M.categorical_focal_loss(np.array([0.3, 0.7]), np.float32(1.0))
+    assert isinstance(focal, M.CategoricalFocalLoss) and focal.alpha == [0.3, 0.7]
+    assert isinstance(M.combo_loss(0.3, 0.8), M.ComboLoss)
+    assert isinstance(M.focal_tversky_loss(0.6, 1.0), M.FocalTverskyLoss)
+    expected = ref_focal_tversky(t, p, None, 0.6, 1.0)
+    assert_close(evaluate(M.focal_tversky_loss(0.6, 1.0), t, p), expected)
+
+
+def test_uncalled_dice_weighted_raises_clear_error():
+    t, p = make_batch((2, 8, 8), 3, seed=18)
+    for factory in (M.dice_weighted, M.dice_weighted_normalized):
+        with pytest.raises(ConfigurationError, match="needs one weight per class"):
+            factory(t, p)
+
+
+def test_categorical_focal_alpha_length_rules():
+    t, p = make_batch((2, 8, 8), 3, seed=19)
+    scalar = evaluate(M.categorical_focal_loss(0.4), t, p)
+    assert_close(scalar, ref_ce(t, p, None, np.full(3, 0.4), 2.0))
+    # a one-element alpha applies to every class (NumPy broadcasting, as in MIScnn)
+    assert_close(evaluate(M.categorical_focal_loss([0.4]), t, p), scalar)
+    # the uncalled default is alpha=0.25, gamma=2 (keras.losses.CategoricalFocalLoss's)
+    assert_close(float(M.categorical_focal_loss(t, p)), ref_ce(t, p, None, np.full(3, 0.25), 2.0))
+    short = M.categorical_focal_loss([0.25, 0.75])
+    message = r"alpha=\[0.25, 0.75\] has 2 entries but y_pred has 3 classes"
+    with pytest.raises(ConfigurationError, match=message):
+        short(t, p)
+    # in training the error surfaces as is at the first step, not as a TF graph error
+    inputs = keras.Input((8, 8, 1))
+    model = keras.Model(inputs, keras.layers.Conv2D(3, 1, activation="softmax")(inputs))
+    model.compile("adam", loss=short)
+    with pytest.raises(ConfigurationError, match=message):
+        model.fit(np.zeros((2, 8, 8, 1), np.float32), t, epochs=1, verbose=0)
+
+
+# --------------------------------------------------------------------------------------
 # Differentiability
 # --------------------------------------------------------------------------------------
 
@@ -515,11 +611,12 @@ _LOAD_SCRIPT = textwrap.dedent(
     """
     import json, sys
     import numpy as np
+    import miseg  # only the package: importing keras afterwards registers miseg's objects
     import keras
-    import miseg.neural_network.metrics  # registers the objects
+    assert "miseg.neural_network.metrics" in sys.modules
     data = np.load(sys.argv[1])
     out = {}
-    for key in ("function", "factory"):
+    for key in ("function", "factory", "uncalled"):
         model = keras.models.load_model(sys.argv[2] + "/" + key + ".keras")
         values = model.evaluate(data["x"], data["y"], batch_size=4, verbose=0, return_dict=True)
         out[key] = {"values": values, "loss": model.loss.get_config()
@@ -547,6 +644,7 @@ def test_compile_fit_history_and_keras_round_trip_in_fresh_process(tmp_path):
             M.class_weighted_loss(M.combo_loss(alpha=0.3, beta=0.6), {0: 0.5, 1: 2.0}),
             [M.asym_unified_focal_loss(), M.dice_soft],
         ),
+        "uncalled": (M.focal_tversky_loss, [M.sym_unified_focal_loss, M.dice_soft]),
     }
     expected = {}
     for key, (loss, metrics) in setups.items():
@@ -574,6 +672,7 @@ def test_compile_fit_history_and_keras_round_trip_in_fresh_process(tmp_path):
         for metric, value in expected[key].items():
             np.testing.assert_allclose(loaded[key]["values"][metric], value, rtol=1e-5)
     assert loaded["function"]["loss"] == "tversky_loss"
+    assert loaded["uncalled"]["loss"] == "focal_tversky_loss"
     factory = loaded["factory"]["loss"]
     assert factory["name"] == "combo_loss"
     assert (factory["alpha"], factory["beta"]) == (0.3, 0.6)

@@ -9,9 +9,15 @@ import pytest
 from conftest import MemoryIO, blob_cases
 
 from miseg.data_loading.data_io import Data_IO
-from miseg.errors import CorruptFileError, DataNotFoundError, ModelError
+from miseg.errors import ConfigurationError, CorruptFileError, DataNotFoundError, ModelError
 from miseg.neural_network.architecture.unet import UNet_standard
-from miseg.neural_network.metrics import dice_crossentropy, dice_soft, tversky_loss
+from miseg.neural_network.metrics import (
+    combo_loss,
+    dice_crossentropy,
+    dice_soft,
+    focal_tversky_loss,
+    tversky_loss,
+)
 from miseg.neural_network.model import Neural_Network
 from miseg.processing.data_augmentation import Data_Augmentation
 from miseg.processing.postprocessing import keep_largest_component
@@ -72,6 +78,17 @@ def test_loss_metrics_and_learning_rate_changes_take_effect_on_next_train():
     assert np.isclose(float(keras.ops.convert_to_numpy(nn.model.optimizer.learning_rate)), 0.01)
 
 
+def test_uncalled_loss_factory_trains_recompiles_and_saves(tmp_path):
+    # MIScnn scripts pass factories uncalled: Neural_Network(loss=focal_tversky_loss)
+    nn, _ = _nn(three_dim=False, loss=focal_tversky_loss)
+    assert nn.model.loss is focal_tversky_loss
+    nn.loss = combo_loss  # recompiled on the next train
+    history = nn.train(["case_0"], epochs=1, iterations=1).history
+    assert nn.model.loss is combo_loss and np.isfinite(history["loss"][0])
+    loaded = keras.models.load_model(nn.dump(str(tmp_path / "m")))
+    assert loaded.loss is combo_loss
+
+
 def test_reset_restores_weights_and_optimizer_state():
     nn, _ = _nn()
     initial = [w.copy() for w in nn.model.get_weights()]
@@ -90,7 +107,7 @@ def test_class_weight_works_for_segmentation_outputs(three_dim):
     assert np.isfinite(history.history["loss"][0])
 
 
-@pytest.mark.parametrize("name", ["model.keras", "model.h5", "model.hdf5", "model"])
+@pytest.mark.parametrize("name", ["model.keras", "model.h5", "model.hdf5"])
 def test_dump_and_load_round_trip(tmp_path, name):
     nn, _ = _nn()
     before = nn.predict(["case_2"], return_output=True, activation_output=True)[0]
@@ -102,12 +119,41 @@ def test_dump_and_load_round_trip(tmp_path, name):
     np.testing.assert_allclose(before, after, atol=1e-5)
 
 
+def test_extensionless_dump_is_a_folder_like_miscnns_savedmodel(tmp_path):
+    nn, _ = _nn()
+    expected = nn.model.get_weights()
+    target = tmp_path / "model"
+    written = nn.dump(str(target))  # every MIScnn example: model.dump("./model")
+    assert target.is_dir() and written == str(target / "model.keras")
+    (target / "notes.txt").write_text("mine")
+    nn.dump(str(target))  # dumping again replaces the model, other files stay
+    assert sorted(p.name for p in target.iterdir()) == ["model.keras", "notes.txt"]
+    # Earlier miseg versions wrote <path>.keras for an extension-less path: still read.
+    nn.dump(str(tmp_path / "older.keras"))
+    for path in (target, tmp_path / "older"):
+        keras.utils.set_random_seed(1)
+        other = Neural_Network(nn.preprocessor, architecture=UNet_standard(n_filters=4, depth=2), workers=0)
+        assert not np.array_equal(other.model.get_weights()[0], expected[0])
+        other.load(str(path))
+        for got, want in zip(other.model.get_weights(), expected):
+            np.testing.assert_array_equal(got, want)
+    # A file at the extension-less path is user data: never replaced.
+    taken = tmp_path / "taken"
+    taken.write_text("user data")
+    with pytest.raises(ConfigurationError, match="taken"):
+        nn.dump(str(taken))
+    assert taken.read_text() == "user data"
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataNotFoundError, match="empty.*model.keras"):
+        other.load(str(tmp_path / "empty"))
+
+
 def test_dumped_model_loads_in_fresh_process_without_custom_objects(tmp_path):
     nn, _ = _nn(loss=tversky_loss)
     path = nn.dump(str(tmp_path / "m"))
     code = (
         "import os; os.environ['TF_CPP_MIN_LOG_LEVEL']='3';"
-        "import miseg.neural_network.model, keras;"
+        "import miseg, tensorflow, keras;"  # miseg registers its objects once keras is imported
         f"m = keras.models.load_model({path!r}); print(m.output_shape)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)

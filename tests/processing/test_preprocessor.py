@@ -216,3 +216,78 @@ def test_run_subfunctions_in_worker_processes(tmp_path):
     assert cached == [f"train.{name}.npz" for name in sorted(cases)]
     img = pp.load_sample("case_1").img_data
     assert abs(float(img.mean())) < 1e-4
+
+
+def test_prepare_subfunctions_creates_the_batch_folder_and_backs_up_samples(tmp_path):
+    cases = blob_cases(2)
+    batch_path = tmp_path / "run" / "batches"  # does not exist yet
+    dio = Data_IO(MemoryIO(cases), str(tmp_path / "data"), batch_path=str(batch_path), seed=3)
+    pp = Preprocessor(dio, 1, subfunctions=[Normalization()], data_aug=None, prepare_subfunctions=True,
+                      analysis="fullimage")
+    pp.run_subfunctions(list(cases), training=True)
+    assert sorted(os.listdir(tmp_path)) == ["run"] and os.listdir(tmp_path / "run") == ["batches"]
+    for index, (img, seg) in cases.items():
+        sample = dio.sample_loader(index, backup=True)  # MIScnn's route to the prepared sample
+        expected = (img - img.mean() + 1e-6) / (img.std() + 1e-6)
+        np.testing.assert_allclose(sample.img_data[..., 0], expected, rtol=1e-4, atol=1e-4)
+        np.testing.assert_array_equal(sample.seg_data[..., 0], seg)
+    assert len(pp.run(list(cases))) == 2
+    dio.batch_cleanup()
+    assert not batch_path.exists()
+
+
+def _coordinate_case(shape=(16, 16, 16), classes=3, case=0):
+    """An image whose voxel value encodes its coordinates (and the case number)."""
+    grids = np.meshgrid(*[np.arange(s) for s in shape], indexing="ij")
+    img = (case * 1_000_000 + grids[0] * 10_000 + grids[1] * 100 + grids[2]).astype(np.float32)
+    seg = (np.add.reduce(grids) % classes).astype(np.uint8)
+    return img, seg
+
+
+def _origin(patch):
+    """Coordinates of the first voxel of an un-augmented patch of a _coordinate_case image."""
+    v = int(patch[(0,) * (patch.ndim - 1) + (0,)]) % 1_000_000
+    return v // 10_000, (v // 100) % 100, v % 100
+
+
+def test_miscnn_analysis_methods_return_miscnn_shapes():
+    img, seg = _coordinate_case()
+    pp = _pp({"c": (img, seg)}, analysis="patchwise-grid", patch_shape=(4, 4, 4))
+    sample = pp.data_io.sample_loader("c")
+    items = pp.analysis_patchwise_grid(sample, training=True, data_aug=False)
+    assert len(items) == 64  # 16^3 in 4^3 patches, MIScnn's default overlap 0
+    assert all(i.shape == (4, 4, 4, 1) and s.shape == (4, 4, 4, 3) for i, s in items)
+    starts = [_origin(i) for i, _ in items]
+    assert starts == [(x, y, z) for x in range(0, 16, 4) for y in range(0, 16, 4) for z in range(0, 16, 4)]
+    np.testing.assert_array_equal(items[1][0][..., 0], img[0:4, 0:4, 4:8])  # grid order, z fastest
+    np.testing.assert_array_equal(items[1][1].argmax(-1), seg[0:4, 0:4, 4:8])
+    # one-hot input (what MIScnn's run passed on) gives the same items
+    sample.seg_data = np.eye(3, dtype=np.float32)[sample.seg_data[..., 0]]
+    again = pp.analysis_patchwise_grid(sample, training=True, data_aug=False)
+    np.testing.assert_array_equal(again[5][1], items[5][1])
+    # prediction: (img,) patches on the prediction grid, merged back by postprocessing
+    pred_sample = pp.data_io.sample_loader("c", load_seg=False)
+    patches = pp.analysis_patchwise_grid(pred_sample, training=False, data_aug=False)
+    assert all(len(p) == 1 and p[0].shape == (4, 4, 4, 1) for p in patches)
+    stacked = np.stack([p[0] for p in patches])
+    onehot = np.eye(3, dtype=np.float32)[(stacked[..., 0].astype(np.int64) % 3)]
+    np.testing.assert_array_equal(pp.postprocessing(pred_sample, onehot), img.astype(np.int64) % 3)
+
+    crop = _pp({"c": (img, seg)}, patch_shape=(8, 8, 8), data_aug=Data_Augmentation(cycles=3, seed=0),
+               foreground_oversampling=0.0)  # MIScnn's uniform crops, always inside the image
+    crops = crop.analysis_patchwise_crop(crop.data_io.sample_loader("c"), data_aug=True)
+    assert len(crops) == 3 and all(i.shape == (8, 8, 8, 1) and s.shape == (8, 8, 8, 3) for i, s in crops)
+    assert all(s.dtype == np.float32 and np.all(s.sum(-1) == 1) for _, s in crops)
+    plain = crop.analysis_patchwise_crop(crop.data_io.sample_loader("c"), data_aug=False)
+    for i, s in plain:  # un-augmented crops are real windows of the image and labels
+        x0, y0, z0 = _origin(i)
+        np.testing.assert_array_equal(i[..., 0], img[x0:x0 + 8, y0:y0 + 8, z0:z0 + 8])
+        np.testing.assert_array_equal(s.argmax(-1), seg[x0:x0 + 8, y0:y0 + 8, z0:z0 + 8])
+
+    full = _pp({"c": (img, seg)}, analysis="fullimage", data_aug=Data_Augmentation(cycles=2, seed=0))
+    sample = full.data_io.sample_loader("c")
+    assert [(i.shape, s.shape) for i, s in full.analysis_fullimage(sample, True, False)] == [
+        ((16, 16, 16, 1), (16, 16, 16, 3))]
+    assert len(full.analysis_fullimage(sample, True, True)) == 2
+    pred = full.analysis_fullimage(full.data_io.sample_loader("c", load_seg=False), False, False)
+    assert len(pred) == 1 and len(pred[0]) == 1 and pred[0][0].shape == (16, 16, 16, 1)

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from batchgenerators.augmentations.utils import pad_nd_image
+from batchgenerators.augmentations.utils import pad_nd_image, resize_segmentation
 from scipy.ndimage import gaussian_filter
 from skimage.exposure import equalize_adapthist, equalize_hist, rescale_intensity
 from skimage.transform import resize as sk_resize
@@ -359,8 +359,10 @@ def test_resampling_2d_multichannel_odd_shape_label_round_trip():
     back = rs.postprocessing(sample, sample.seg_data[..., 0].astype(np.int64))
     assert back.shape == (13, 19)
     assert dice(back, seg, 1) > 0.9
+    # Another grid (e.g. a padded network output) is resized from its own shape, as in MIScnn.
+    assert rs.postprocessing(sample, np.ones((10, 10), dtype=np.int64)).shape == (13, 19)
     with pytest.raises(ShapeMismatchError, match="case_0"):
-        rs.postprocessing(sample, np.zeros((10, 10), dtype=np.int64))
+        rs.postprocessing(sample, np.zeros((10, 10, 3, 2), dtype=np.int64))
 
 
 def test_resampling_errors():
@@ -404,6 +406,39 @@ def test_resize_shape_spacing_and_round_trip_3d_multichannel():
     back = rz.postprocessing(sample, sample.seg_data[..., 0].astype(np.int64))
     assert back.shape == shape
     assert dice(back, seg, 2) > 0.9
+
+
+@pytest.mark.parametrize("kind", ["resize", "resampling"])
+def test_prediction_of_another_shape_is_resized_from_its_own_shape(kind):
+    """MIScnn resizes any prediction back; the grid it was given need not be the preprocessed one."""
+    shape = (11, 14, 9)
+    seg = sphere(shape, 3.5, label=2)
+    sample = make_sample(shape, seg=seg, spacing=(1.0, 1.0, 1.0))
+    sf = Resize((8, 8, 8), order_seg=1) if kind == "resize" else Resampling((1.4, 1.75, 1.125), order_seg=1)
+    sf.preprocessing(sample, training=False)
+    assert sample.spatial_shape == (8, 8, 8)
+    # The matching grid is still inverted exactly as the segmentation was (order_seg).
+    exact = sf.postprocessing(sample, sample.seg_data[..., 0].astype(np.int64))
+    ref = resize_segmentation(sample.seg_data[..., 0].astype(np.int64), shape, 1)
+    np.testing.assert_array_equal(exact, ref)
+    # A padded network output (12^3): labels nearest-neighbour, no new values.
+    padded = np.zeros((12, 12, 12), np.int64)
+    padded[2:10, 2:10, 2:10] = sample.seg_data[..., 0]
+    labels = sf.postprocessing(sample, padded)
+    assert labels.shape == shape and labels.dtype == np.int64
+    np.testing.assert_array_equal(labels, sk_resize(padded, shape, order=0, mode="edge",
+                                                    anti_aliasing=False, preserve_range=True))
+    assert set(np.unique(labels)) <= {0, 2}
+    # Probabilities: linear per class, still a distribution.
+    probs = softmax_from_labels(padded, 3)
+    back = sf.postprocessing(sample, probs, activation_output=True)
+    assert back.shape == shape + (3,)
+    np.testing.assert_allclose(back.sum(-1), 1.0, atol=1e-5)
+    lin = sk_resize(probs[..., 2].astype(np.float64), shape, order=1, mode="edge", anti_aliasing=False)
+    np.testing.assert_allclose(back[..., 2], lin / sum(
+        sk_resize(probs[..., c].astype(np.float64), shape, order=1, mode="edge", anti_aliasing=False)
+        for c in range(3)), atol=1e-5)
+    assert sample.spacing == (1.0, 1.0, 1.0)
 
 
 def test_resize_without_spacing_and_errors():

@@ -2,11 +2,14 @@
 
 Interface classes are imported lazily, so ``import miseg.data_loading.interfaces`` stays
 fast and a format's optional dependencies are only needed when it is used.
+:data:`DATA_INTERFACES` (MIScnn's name: ``miscnn_data_interfaces``) maps MIScnn's short
+names to the classes, and is lazy too: a class is imported when it is looked up.
 """
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from miseg.data_loading.interfaces.abstract_io import Abstract_IO
@@ -18,6 +21,7 @@ __all__ = [
     "Image_interface",
     "Dictionary_interface",
     "DICOM_interface",
+    "DATA_INTERFACES",
     "miscnn_data_interfaces",
     "get_data_interface_from_file_term",
 ]
@@ -45,11 +49,40 @@ def _load(name: str) -> type:
     return getattr(module, name)
 
 
+class _InterfaceRegistry(Mapping):
+    """Read-only mapping of MIScnn's short names to interface classes, imported on lookup."""
+
+    def __getitem__(self, name: str) -> type:
+        if name not in _SHORT_NAMES:
+            raise KeyError(
+                f"{name!r} is not a data interface name; known: {', '.join(_SHORT_NAMES)}"
+            )
+        return _load(_SHORT_NAMES[name])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_SHORT_NAMES)
+
+    def __len__(self) -> int:
+        return len(_SHORT_NAMES)
+
+    def __contains__(self, name: object) -> bool:
+        return name in _SHORT_NAMES
+
+    def __repr__(self) -> str:
+        return "{" + ", ".join(f"{k!r}: {v}" for k, v in _SHORT_NAMES.items()) + "}"
+
+
+#: MIScnn's short names -> interface classes (``"NIFTI"``, ``"DICT"``, ``"NIFTI_S"``,
+#: ``"IMG"``, ``"DICOM"``), in MIScnn's order. Read-only; classes are imported on lookup, so
+#: listing the names imports nothing. Example: ``DATA_INTERFACES["NIFTI"](classes=3)``.
+DATA_INTERFACES: Mapping[str, type] = _InterfaceRegistry()
+#: MIScnn's name of :data:`DATA_INTERFACES` (the same object).
+miscnn_data_interfaces = DATA_INTERFACES
+
+
 def __getattr__(name: str) -> Any:
     if name in _LOCATIONS:
         return _load(name)
-    if name == "miscnn_data_interfaces":
-        return {short: _load(cls) for short, cls in _SHORT_NAMES.items()}
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -70,8 +103,7 @@ def get_data_interface_from_file_term(term: str) -> type | None:
         >>> get_data_interface_from_file_term(".nii.gz").__name__
         'NIFTI_interface'
     """
-    for cls_name in _SHORT_NAMES.values():
-        cls = _load(cls_name)
+    for cls in DATA_INTERFACES.values():
         if cls.check_file_termination(term):
             return cls
     return None

@@ -76,6 +76,26 @@ class Abstract_IO(ABC):
     def check_file_termination(termination: str) -> bool:
         """Whether files ending in ``termination`` (e.g. ``".nii.gz"``) belong to this format."""
 
+    #: Most instances per case that :meth:`save_instances` can store (0: no instance output).
+    max_instances: int = 0
+
+    def save_instances(self, sample: Any, instances: Any, output_path: str) -> None:
+        """Write an instance label map (``miseg.processing.instances.Instances``) of ``sample``.
+
+        Interfaces that store instance maps override this and set :attr:`max_instances`;
+        the instance map goes next to the semantic prediction (``<index>.instances.<ext>``)
+        with its table (``<index>.instances.tsv``).
+
+        Raises:
+            ConfigurationError: always, for interfaces without instance output.
+        """
+        from miseg.errors import ConfigurationError
+
+        raise ConfigurationError(
+            f"Case {getattr(sample, 'index', None)!r}: {type(self).__name__} cannot write instance "
+            f"label maps; override save_instances and max_instances to support them."
+        )
+
     def has_segmentation(self, index: Any) -> bool:
         """Whether a case has a segmentation. Interfaces override this with a cheap check."""
         from miseg.errors import MissingSegmentationError

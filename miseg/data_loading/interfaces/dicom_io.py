@@ -472,6 +472,65 @@ class DICOM_interface(Abstract_IO):
             with atomic_path(path, suffix=".dcm") as tmp:
                 ds.save_as(tmp, enforce_file_format=True)
 
+    @property
+    def max_instances(self) -> int:
+        """Most instances per case: 65535 segments / ROIs in DICOM, 2^32 - 1 in NIfTI."""
+        return int(np.iinfo(np.uint32 if self.output_format == "nifti" else np.uint16).max)
+
+    def save_instances(self, sample: Any, instances: Any, output_path: str) -> None:
+        """Write an instance map as ``<index>.instances.seg.dcm`` (or ``.rtstruct.dcm`` / ``.nii.gz``).
+
+        DICOM SEG and RTSTRUCT get one segment / ROI per instance (segment number = instance
+        id), labelled ``"<class name> #<id>"`` so the class of each instance is kept; a case
+        without instances gets no SEG / RTSTRUCT file. The per-instance table goes to
+        ``<index>.instances.tsv``.
+
+        Raises:
+            LabelError: more than 65535 instances for SEG / RTSTRUCT (nothing is written).
+            ShapeMismatchError: the map is not on the series grid.
+        """
+        from miseg.processing.instances import (
+            check_instance_capacity,
+            instance_label_dtype,
+            write_instance_table,
+        )
+
+        check_instance_capacity(self, instances, sample.index)
+        index = sample.index
+        labels = np.asarray(instances.labels)
+        series = self._get_series(index)
+        grid = labels if self.three_dim else labels[:, :, np.newaxis]
+        if tuple(grid.shape) != tuple(series.geometry.shape):
+            raise ShapeMismatchError(
+                f"Case {index!r}: instance map of shape {labels.shape} does not match the image "
+                f"series grid {series.geometry.shape} (x, y, z)."
+            )
+        os.makedirs(output_path, exist_ok=True)
+        suffix = ".instances" + _SUFFIXES[self.output_format]
+        path = safe_join(output_path, index, suffix)
+        class_names = self._class_names()
+        names = {i + 1: f"{class_names.get(int(c), f'class_{int(c)}')} #{i + 1}"
+                 for i, c in enumerate(instances.classes)}
+        if self.output_format == "nifti":
+            self._write_nifti(grid.astype(instance_label_dtype(instances.n)), sample, series, path)
+        elif not names:
+            pass  # a SEG / RTSTRUCT needs at least one segment: only the (empty) table is written
+        elif self.output_format == "seg":
+            from miseg.data_loading.dicom.seg import build_seg
+
+            ds = build_seg(grid.astype(np.int64), series.headers, names,
+                           series_description="miseg instances")
+            with atomic_path(path, suffix=".dcm") as tmp:
+                ds.save_as(tmp)
+        else:
+            from miseg.data_loading.dicom.rtstruct import build_rtstruct
+
+            ds = build_rtstruct(grid.astype(np.int64), series.headers, series.geometry, names)
+            with atomic_path(path, suffix=".dcm") as tmp:
+                ds.save_as(tmp, enforce_file_format=True)
+        if instances.table is not None:
+            write_instance_table(instances.table, output_path, index)
+
     def _write_nifti(self, array: np.ndarray, sample: Any, series: DicomSeries, path: str) -> None:
         extended = getattr(sample, "extended", None) or {}
         affine = extended.get("affine")

@@ -53,6 +53,7 @@ class Dictionary_interface(Abstract_IO):
         super().__init__(channels=channels, classes=classes, three_dim=three_dim)
         self.dictionary = dictionary
         self.predictions: dict[Any, np.ndarray] = {}
+        self.instance_predictions: dict[Any, Any] = {}
 
     def _entry(self, index: Any) -> tuple:
         try:
@@ -124,6 +125,18 @@ class Dictionary_interface(Abstract_IO):
         if pred.ndim == spatial + 1 and pred.shape[-1] == 1:
             pred = pred[..., 0]
         self.predictions[sample.index] = pred
+
+    #: Instance maps are kept in memory, without a format limit.
+    max_instances = int(np.iinfo(np.uint32).max)
+
+    def save_instances(self, sample: Any, instances: Any, output_path: Any = None) -> None:
+        """Keep a copy of the ``Instances`` (map, classes, table) in ``instance_predictions``."""
+        from miseg.processing.instances import Instances
+
+        table = None if instances.table is None else instances.table.copy()
+        self.instance_predictions[sample.index] = Instances(
+            np.array(instances.labels, copy=True), np.array(instances.classes, copy=True), table
+        )
 
     def load_prediction(self, index: Any, output_path: Any = None) -> np.ndarray:
         """Return the stored prediction, else the one in the case tuple.

@@ -229,6 +229,27 @@ class Image_interface(Abstract_IO):
         if os.path.isfile(stale):  # an older prediction of the other kind would shadow this one
             os.remove(stale)
 
+    #: Instance maps are 16-bit PNG/TIFF images.
+    max_instances = int(np.iinfo(np.uint16).max)
+
+    def save_instances(self, sample: Any, instances: Any, output_path: str) -> None:
+        """Write ``output_path/<index>.instances.<png|tif>`` (16-bit ids) and its ``.tsv`` table.
+
+        Raises:
+            LabelError: more than 65535 instances (the 16-bit limit); nothing is written.
+        """
+        from miseg.processing.instances import check_instance_capacity, write_instance_table
+
+        check_instance_capacity(self, instances, sample.index)
+        ext = self.prediction_format
+        path = safe_join(output_path, sample.index, f".instances.{ext}")
+        with atomic_path(path, suffix=f".{ext}") as tmp:
+            Image.fromarray(np.asarray(instances.labels).astype(np.uint16)).save(
+                tmp, format="TIFF" if ext in ("tif", "tiff") else "PNG"
+            )
+        if instances.table is not None:
+            write_instance_table(instances.table, output_path, sample.index)
+
     def load_prediction(self, index: Any, output_path: str) -> np.ndarray:
         """Read a prediction written by :meth:`save_prediction` (label image or ``.npy``)."""
         image_path = safe_join(output_path, index, f".{self.prediction_format}")

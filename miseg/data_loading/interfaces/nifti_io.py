@@ -298,14 +298,32 @@ class NIFTI_interface(Abstract_IO):
         data, is_label = prediction_array(sample.pred_data, spatial, self.classes, sample.index)
         if not self.three_dim and not is_label:
             data = data[:, :, np.newaxis, :]  # NIfTI keeps channels after the 3 spatial axes
-        geometry = self._source_geometry(sample.index, data.shape[:spatial])
+        geometry = self._prediction_geometry(sample, data.shape[:spatial])
+        write_nifti(safe_join(output_path, sample.index, ".nii.gz"), data, geometry)
+
+    #: Instance maps are written as uint16 (uint32 above 65535 instances).
+    max_instances = int(np.iinfo(np.uint32).max)
+
+    def save_instances(self, sample: Any, instances: Any, output_path: str) -> None:
+        """Write ``output_path/<index>.instances.nii.gz`` (uint16/uint32 ids, the prediction's
+        geometry) and ``<index>.instances.tsv`` atomically."""
+        from miseg.processing.instances import instance_label_dtype, write_instance_table
+
+        data = np.asarray(instances.labels).astype(instance_label_dtype(instances.n))
+        geometry = self._prediction_geometry(sample, data.shape[: 3 if self.three_dim else 2])
+        write_nifti(safe_join(output_path, sample.index, ".instances.nii.gz"), data, geometry)
+        if instances.table is not None:
+            write_instance_table(instances.table, output_path, sample.index)
+
+    def _prediction_geometry(self, sample: Any, spatial_shape: tuple[int, ...]) -> dict[str, Any]:
+        geometry = self._source_geometry(sample.index, spatial_shape)
         if geometry is None:
             geometry = {
                 k: sample.extended[k]
                 for k in ("affine", "qform_code", "sform_code")
                 if sample.extended.get(k) is not None
             }
-        write_nifti(safe_join(output_path, sample.index, ".nii.gz"), data, geometry)
+        return geometry
 
     def _source_geometry(self, index: Any, spatial_shape: tuple[int, ...]) -> dict[str, Any] | None:
         if self.input_path is None:

@@ -220,15 +220,54 @@ class NIFTIslicer_interface(Abstract_IO):
         """
         return self._slice("segmentation", index)[0]
 
-    def save_prediction(self, sample: Any, output_path: str) -> None:
+    def save_prediction(self, sample: Any, output_path: str, *args: str, index: str | None = None) -> None:
         """Write the slice prediction to ``output_path/<index>.npy`` atomically.
 
+        Called as ``save_prediction(sample, output_path)`` (the :class:`Abstract_IO` form that
+        ``Data_IO`` uses). MIScnn's slicer form ``save_prediction(pred, index, output_path)``
+        (the prediction array, its index and the folder; ``index`` may be a keyword) works too.
         Label maps are stored squeezed as uint8 (uint16 when ``classes > 255``); activation
         maps keep their class axis as float32.
+
+        Args:
+            sample: The predicted Sample, or (MIScnn's form) the prediction array.
+            output_path: The prediction folder, or (MIScnn's form, positional) the index.
+            *args: MIScnn's form: the prediction folder.
+            index: MIScnn's form by keyword: the index (``output_path`` is then the folder).
+
+        Raises:
+            TypeError: when the arguments fit neither form.
+
+        Example:
+            >>> interface.save_prediction(labels_2d, "case_00000:#:3", "predictions")  # doctest: +SKIP
         """
-        data, _ = prediction_array(sample.pred_data, 2, self.classes, sample.index)
-        with atomic_path(safe_join(output_path, sample.index, ".npy"), suffix=".npy") as tmp:
+        if len(args) > 1 or (args and index is not None):
+            raise TypeError(
+                "NIFTIslicer_interface.save_prediction takes (sample, output_path) or MIScnn's "
+                "(pred, index, output_path)."
+            )
+        if args:
+            pred, index, output_path = sample, output_path, args[0]
+        elif index is not None:
+            pred = sample
+        else:
+            pred, index = sample.pred_data, sample.index
+        data, _ = prediction_array(pred, 2, self.classes, index)
+        with atomic_path(safe_join(output_path, index, ".npy"), suffix=".npy") as tmp:
             np.save(tmp, data, allow_pickle=False)
+
+    #: Instance maps are ``.npy`` files (uint16, uint32 above 65535 instances).
+    max_instances = int(np.iinfo(np.uint32).max)
+
+    def save_instances(self, sample: Any, instances: Any, output_path: str) -> None:
+        """Write ``output_path/<index>.instances.npy`` and ``<index>.instances.tsv`` atomically."""
+        from miseg.processing.instances import instance_label_dtype, write_instance_table
+
+        data = np.asarray(instances.labels).astype(instance_label_dtype(instances.n))
+        with atomic_path(safe_join(output_path, sample.index, ".instances.npy"), suffix=".npy") as tmp:
+            np.save(tmp, data, allow_pickle=False)
+        if instances.table is not None:
+            write_instance_table(instances.table, output_path, sample.index)
 
     def load_prediction(self, index: str, output_path: str) -> np.ndarray:
         """Read ``output_path/<index>.npy`` (no pickles)."""

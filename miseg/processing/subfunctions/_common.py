@@ -91,13 +91,15 @@ def push_record(sample: Any, key: str, record: dict) -> None:
 
 
 def find_record(
-    sample: Any, key: str, shape_field: str, spatial_shape: tuple, owner: str
+    sample: Any, key: str, shape_field: str, spatial_shape: tuple, owner: str, strict: bool = True
 ) -> dict | None:
     """The last record of ``key`` whose ``shape_field`` equals ``spatial_shape``.
 
     Several resizing/padding steps in one pipeline each leave a record; walking back from
     the newest one and matching on the current prediction shape finds the step to undo.
     Returns ``None`` when the sample has no record list (e.g. a sample from old MIScnn code).
+    When no record matches, ``strict`` raises ``ShapeMismatchError``; otherwise the newest
+    record is returned.
     """
     history = sample.extended.get(key)
     if not history:
@@ -105,6 +107,8 @@ def find_record(
     for record in reversed(history):
         if tuple(record[shape_field]) == tuple(spatial_shape):
             return record
+    if not strict:
+        return history[-1]
     raise ShapeMismatchError(
         f"Case {sample.index!r}: {owner}.postprocessing got a prediction of spatial shape "
         f"{tuple(spatial_shape)}, but preprocessing produced "

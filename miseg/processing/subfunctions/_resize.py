@@ -104,9 +104,12 @@ class _ResizeBase(Abstract_Subfunction):
     ) -> np.ndarray:
         """Resize a prediction back to the grid it had before this step.
 
-        Label maps are resized per label (``order_seg``); activation maps per class channel
-        and renormalised. ``extended["spacing"]`` is set back to the original spacing, so
-        the sample's geometry describes the returned prediction again.
+        A prediction on the grid this step produced is resized exactly as the segmentation
+        was (labels per label with ``order_seg``; activation maps per class channel, then
+        renormalised). A prediction of any other shape (e.g. a network output on a padded
+        grid) is resized from its own shape, as MIScnn does: labels with nearest neighbour
+        (order 0), activation maps linearly. ``extended["spacing"]`` is set back to the
+        original spacing, so the sample's geometry describes the returned prediction again.
 
         Args:
             sample: The sample this subfunction preprocessed.
@@ -121,13 +124,15 @@ class _ResizeBase(Abstract_Subfunction):
         original = sample.extended.get("original_shape")
         ndim = len(original) if original is not None else sample.img_data.ndim - 1
         current = prediction_spatial(prediction, ndim, activation_output, sample, owner)
-        record = find_record(sample, HISTORY_KEY, "new_shape", current, owner)
+        record = find_record(sample, HISTORY_KEY, "new_shape", current, owner, strict=False)
         if record is not None:
             target = tuple(record["original_shape"])
             spacing = record["original_spacing"]
+            exact = tuple(record["new_shape"]) == current
         elif original is not None:
             target = tuple(int(s) for s in original)
             spacing = sample.extended.get("original_spacing")
+            exact = True
         else:
             raise missing_record(sample, owner, "original_shape")
         if spacing is not None:
@@ -135,7 +140,8 @@ class _ResizeBase(Abstract_Subfunction):
         if target == current:
             return prediction.copy()
         if activation_output:
-            return resize_activation(prediction, target, self.order_seg)
+            return resize_activation(prediction, target, self.order_seg if exact else 1)
+        order = self.order_seg if exact else 0
         if prediction.ndim == ndim:
-            return resize_labels(prediction[..., np.newaxis], target, self.order_seg)[..., 0]
-        return resize_labels(prediction, target, self.order_seg)
+            return resize_labels(prediction[..., np.newaxis], target, order)[..., 0]
+        return resize_labels(prediction, target, order)

@@ -1,0 +1,306 @@
+"""Classical segmentation versus a small U-Net (issue 11), on the same cross-validation folds.
+
+(a) 2D nuclei, many of them touching: the nuclei phantoms (``write_nuclei_dataset``) and the
+    real stardist nuclei image tiled into 128x128 cases (``write_stardist_nuclei_dataset``,
+    skipped when it cannot be fetched). Otsu + distance watershed, graph cut and a small 2D
+    U-Net are cross-validated with the same folds. Instances of the graph cut and the U-Net
+    come from the instance step (connected components + distance-transform watershed split,
+    ``InstanceSegmenter(split="distance")``); Otsu + watershed gives its own. Columns: Dice,
+    object F1 at IoU 0.5, panoptic quality (means over the validation images) and time per
+    image (prediction and instance step, after training).
+(b) KiTS-like 3D phantoms (``write_kits_dataset``): a learned intensity window (threshold)
+    and region growing from automatic seeds (the deepest voxel of each of the largest
+    components of the window's mask) against a small 3D U-Net, same folds. The classical
+    pipeline must reach kidney Dice >= 0.7; the U-Net is trained briefly, so its margin is a
+    lower bound.
+
+Run: ``python benchmarks/classical_vs_unet.py [--quick]`` (prints the tables; numbers go into
+README). ``--quick`` (a few minutes on 2 CPU cores) uses fewer cases and epochs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("MISEG_QUIET", "1")
+
+import numpy as np
+
+from miseg.classical import ClassicalMethod, DistanceWatershed, RegionGrowing, WindowThreshold
+from miseg.classical import _common
+
+#: Minimum kidney Dice of the classical pipeline on the KiTS-like phantoms.
+KIDNEY_TARGET = 0.7
+
+
+# ------------------------------------------------------------------------------ methods
+class OtsuWatershed(DistanceWatershed):
+    """Distance watershed whose foreground is Otsu's threshold of each image (nothing learned)."""
+
+    learns = False
+
+
+class ThresholdRegionGrowing(ClassicalMethod):
+    """A learned intensity window, then region growing inside it from automatic seeds.
+
+    ``fit`` learns the Dice-optimal window of ``foreground`` (:class:`WindowThreshold`).
+    ``predict`` thresholds the image with it, seeds each of the ``n_seeds`` largest connected
+    components of the mask (those with at least ``min_share`` of the largest one's voxels)
+    at its deepest voxel, and grows ``foreground`` from these seeds with SimpleITK's
+    connected threshold in the same window (:class:`RegionGrowing`), so isolated voxels
+    in the window (noise, other organs) are left out. With ``fill_holes``, holes of the grown
+    region are filled slice by slice along axis 0 (a kidney's cortex encloses its medulla,
+    which has soft-tissue intensity).
+    """
+
+    learns = True
+
+    def __init__(self, foreground: int = 1, n_seeds: int = 2, min_share: float = 0.2, fill_holes: bool = False,
+                 smoothing: float | None = None, channel: int = 0) -> None:
+        super().__init__(smoothing, channel)
+        self.foreground = int(foreground)
+        self.n_seeds = int(n_seeds)
+        self.min_share = float(min_share)
+        self.fill_holes = bool(fill_holes)
+
+    def _fit(self, samples: list) -> dict[str, Any]:
+        window = WindowThreshold(smoothing=self.smoothing, channel=self.channel).fit(samples)
+        low, high = window.class_windows()[self.foreground]
+        return {"window": [low, high]}
+
+    def seeds(self, sample: Any) -> list[tuple[int, ...]]:
+        """The automatic seeds of a case (voxel indices)."""
+        import cc3d
+
+        low, high = self._learned["window"]
+        image = self.image(sample)
+        mask = (image >= low) & (image <= high)
+        if not mask.any():
+            return []
+        components = cc3d.connected_components(mask.astype(np.uint8), connectivity=26 if mask.ndim == 3 else 8)
+        sizes = np.bincount(components.ravel())
+        sizes[0] = 0
+        order = [int(k) for k in np.argsort(sizes)[::-1][:self.n_seeds] if sizes[k] >= self.min_share * sizes.max()]
+        spacing = _common.spacing_of(sample)
+        return [_common.deepest_voxel(components == k, spacing) for k in order]
+
+    def predict(self, sample: Any, seeds: Any = None) -> np.ndarray:
+        from scipy import ndimage
+
+        self._require_fit(sample, "has no window")
+        low, high = self._learned["window"]
+        points = self.seeds(sample) if seeds is None else seeds
+        labels = np.zeros(tuple(np.asarray(sample.img_data).shape[:-1]), np.int64)
+        if len(points) == 0:
+            return labels
+        grower = RegionGrowing(lower=low, upper=high, smoothing=self.smoothing, channel=self.channel)
+        grown = grower.predict(sample, seeds={self.foreground: points}) == self.foreground
+        if self.fill_holes:
+            grown = np.stack([ndimage.binary_fill_holes(plane) for plane in grown])
+        labels[grown] = self.foreground
+        return labels
+
+
+# ------------------------------------------------------------------------------ helpers
+def _data_io(interface, data, root, name):
+    from miseg import Data_IO
+
+    return Data_IO(interface, data, output_path=os.path.join(root, name, "pred"),
+                   batch_path=os.path.join(root, name, "batches"), seed=0)
+
+
+def _folds(ids, k_fold, root, name):
+    from miseg.evaluation.cross_validation import split_folds
+
+    return split_folds(ids, k_fold=k_fold, evaluation_path=os.path.join(root, name, "folds"), seed=0)
+
+
+def _unet(pp, filters, depth, learning_rate=1e-3):
+    import keras
+
+    from miseg import Neural_Network
+    from miseg.neural_network.architecture.unet import UNet_standard
+    from miseg.neural_network.metrics import dice_crossentropy
+
+    keras.utils.set_random_seed(0)
+    model = Neural_Network(pp, architecture=UNet_standard(n_filters=filters, depth=depth), loss=dice_crossentropy,
+                           metrics=[], learning_rate=learning_rate, workers=0)
+    model.verbose = 0
+    return model
+
+
+def _timed(fn, *args, **kwargs):
+    start = time.perf_counter()
+    result = fn(*args, **kwargs)
+    return time.perf_counter() - start, result
+
+
+def _table(title, header, rows):
+    widths = [max(len(str(x)) for x in column) for column in zip(header, *rows)]
+    print(title)
+    print("  " + "  ".join(str(h).ljust(w) for h, w in zip(header, widths)))
+    for row in rows:
+        print("  " + "  ".join(str(c).ljust(w) for c, w in zip(row, widths)))
+
+
+# ------------------------------------------------------------------------------ (a) nuclei
+def nuclei_scores(data, ids, folds, root, name, epochs, filters, depth, seed_distance=4.0):
+    """Per method: mean Dice, object F1 (IoU 0.5), PQ over the validation images; s/image."""
+    from miseg import Data_Augmentation, Preprocessor
+    from miseg.classical import ClassicalModel, GraphCut
+    from miseg.data_loading.interfaces import Image_interface
+    from miseg.datasets import load_nuclei_instances
+    from miseg.evaluation.instance_metrics import instance_metrics
+    from miseg.evaluation.metrics import compute_dice
+    from miseg.processing.instances import Instances, InstanceSegmenter
+    from miseg.processing.subfunctions import Normalization
+
+    dio = _data_io(Image_interface(classes=2, img_type="grayscale", img_format="png"), data, root, name)
+    segmenter = InstanceSegmenter(split="distance", seed_distance=seed_distance)
+
+    def preprocessor(augment):
+        aug = Data_Augmentation(cycles=1, mirror=True, rotations=True, seed=0) if augment else None
+        return Preprocessor(dio, batch_size=2, subfunctions=[Normalization(mode="z-score")], data_aug=aug,
+                            analysis="fullimage", seed=0)
+
+    truth = {i: Instances.from_instance_map(load_nuclei_instances(data, i)) for i in ids}
+
+    def otsu_watershed(model, index):
+        sample = model.preprocessor.load_sample(index, training=False)
+        found = Instances.from_instance_map(model.method.predict_instances(sample))
+        return found.semantic(), found
+
+    def classical(model, index):
+        prediction = model.predict([index], return_output=True)[0]
+        return prediction, segmenter(prediction)
+
+    def unet(model, index):
+        return model.predict([index], return_output=True, instances=segmenter)[0]
+
+    methods = {
+        "Otsu + distance watershed": (lambda: ClassicalModel(preprocessor(False), OtsuWatershed()), otsu_watershed),
+        "graph cut + instance step": (lambda: ClassicalModel(preprocessor(False), GraphCut()), classical),
+        f"U-Net 2D ({epochs} epochs) + instance step": (lambda: _unet(preprocessor(True), filters, depth), unet),
+    }
+    results = {}
+    for label, (build, segment) in methods.items():
+        scores, seconds, train_seconds = [], [], 0.0
+        model = build()
+        for training, validation in folds:
+            model.reset()  # every fold starts from the same initial state
+            elapsed, _ = _timed(model.train, training, epochs=epochs)
+            train_seconds += elapsed
+            segment(model, training[0])  # warm-up (graph tracing), not timed
+            for index in validation:
+                elapsed, (prediction, found) = _timed(segment, model, index)
+                seconds.append(elapsed)
+                labels = np.asarray(prediction).reshape(truth[index].labels.shape)
+                dice = compute_dice(truth[index].semantic(), labels, 2)[1]
+                row = instance_metrics(truth[index], found, classes=2)[0]
+                scores.append((dice, row["instance_f1"], row["pq"]))
+        mean = np.mean(scores, axis=0)
+        results[label] = (*mean, float(np.mean(seconds)), train_seconds / len(folds))
+    return results
+
+
+# ------------------------------------------------------------------------------ (b) KiTS
+def kits_scores(data, ids, folds, root, epochs, iterations, filters, depth, patch=(16, 32, 32)):
+    """Per method: mean kidney and tumour Dice over the validation cases; s/case."""
+    from miseg import Data_Augmentation, Preprocessor
+    from miseg.classical import ClassicalModel
+    from miseg.data_loading.interfaces import NIFTI_interface
+    from miseg.evaluation.metrics import compute_dice
+    from miseg.processing.subfunctions import Clipping, Normalization
+
+    dio = _data_io(NIFTI_interface(classes=3), data, root, "kits")
+    classical_pp = Preprocessor(dio, batch_size=1, subfunctions=[Clipping(min=-79, max=304)], data_aug=None,
+                                analysis="fullimage", seed=0)
+    unet_pp = Preprocessor(dio, batch_size=2, subfunctions=[Clipping(min=-79, max=304), Normalization()],
+                           data_aug=Data_Augmentation(cycles=1, mirror=True, seed=0), analysis="patchwise-crop",
+                           patch_shape=patch, seed=0)
+    truth = {i: dio.sample_loader(i, load_seg=True).seg_data[..., 0] for i in ids}
+    methods = {
+        "window threshold (learned)": lambda: ClassicalModel(classical_pp, WindowThreshold()),
+        "threshold + region growing": lambda: ClassicalModel(classical_pp, ThresholdRegionGrowing()),
+        "threshold + region growing + hole filling":
+            lambda: ClassicalModel(classical_pp, ThresholdRegionGrowing(fill_holes=True)),
+        f"U-Net 3D ({epochs * iterations} steps)": lambda: _unet(unet_pp, filters, depth),
+    }
+    results = {}
+    for label, build in methods.items():
+        scores, seconds, train_seconds = [], [], 0.0
+        model = build()
+        for training, validation in folds:
+            model.reset()
+            elapsed, _ = _timed(model.train, training, epochs=epochs, iterations=iterations)
+            train_seconds += elapsed
+            model.predict(training[:1], return_output=True)  # warm-up, not timed
+            for index in validation:
+                elapsed, prediction = _timed(model.predict, [index], return_output=True)
+                seconds.append(elapsed)
+                dice = compute_dice(truth[index], np.asarray(prediction[0]).reshape(truth[index].shape), 3)
+                scores.append(dice[1:3])
+        kidney, tumour = np.mean(scores, axis=0)
+        results[label] = (float(kidney), float(tumour), float(np.mean(seconds)), train_seconds / len(folds))
+    return results
+
+
+# ------------------------------------------------------------------------------ main
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer cases and epochs (a few minutes on 2 CPU cores)")
+    parser.add_argument("--k-fold", type=int, default=3)
+    parser.add_argument("--no-stardist", action="store_true", help="skip the real stardist nuclei image")
+    parser.add_argument("--root", default=None, help="working folder (default: a temporary one)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        n_nuclei, nuclei_epochs, n_kits, kits_epochs, kits_iterations = 9, 12, 6, 8, 4
+    else:
+        n_nuclei, nuclei_epochs, n_kits, kits_epochs, kits_iterations = 18, 30, 9, 25, 8
+    root = args.root or tempfile.mkdtemp(prefix="miseg_classical_")
+
+    from miseg.datasets import write_kits_dataset, write_nuclei_dataset, write_stardist_nuclei_dataset
+
+    sets = {"nuclei phantoms (128x128)": write_nuclei_dataset(os.path.join(root, "nuclei"), n_cases=n_nuclei,
+                                                              shape=(128, 128), seed=0)}
+    paths = {"nuclei phantoms (128x128)": os.path.join(root, "nuclei")}
+    if not args.no_stardist:
+        try:
+            name = "stardist nuclei (real, 16 tiles 128x128)"
+            sets[name] = write_stardist_nuclei_dataset(os.path.join(root, "stardist"), tile=128)
+            paths[name] = os.path.join(root, "stardist")
+        except Exception as exc:  # noqa: BLE001 - offline: the real image is optional
+            print(f"(stardist nuclei image unavailable, skipped: {exc})")
+
+    print(f"(a) 2D nuclei, {args.k_fold}-fold cross-validation, same folds for every method; means over "
+          f"validation images; s/image = prediction + instance step after training; train s = per fold")
+    header = ["method", "Dice", "F1@0.5", "PQ", "s/image", "train s"]
+    for number, (name, ids) in enumerate(sets.items()):
+        folds = _folds(ids, args.k_fold, root, f"folds{number}")
+        results = nuclei_scores(paths[name], ids, folds, root, f"set{number}", nuclei_epochs, filters=8, depth=3)
+        rows = [[label, f"{d:.3f}", f"{f1:.3f}", f"{pq:.3f}", f"{s:.3f}", f"{t:.1f}"]
+                for label, (d, f1, pq, s, t) in results.items()]
+        _table(f"  {name}, {len(ids)} cases", header, rows)
+
+    kits = os.path.join(root, "kits")
+    ids = write_kits_dataset(kits, n_cases=n_kits, shape=(32, 64, 64), spacing=(6.0, 1.6, 1.6), seed=0)
+    folds = _folds(ids, args.k_fold, root, "kits")
+    results = kits_scores(kits, ids, folds, root, kits_epochs, kits_iterations, filters=8, depth=3)
+    print(f"(b) KiTS-like phantoms, {n_kits} cases 32x64x64 (6 x 1.6 x 1.6 mm), {args.k_fold}-fold "
+          f"cross-validation, same folds; the U-Net (8 filters, patches 16x32x32, batch 2) is trained briefly")
+    rows = [[label, f"{k:.3f}", f"{t:.3f}", f"{s:.3f}", f"{tr:.1f}"] for label, (k, t, s, tr) in results.items()]
+    _table("", ["method", "kidney Dice", "tumour Dice", "s/case", "train s"], rows)
+    classical = results["threshold + region growing"][0]
+    unet = results[f"U-Net 3D ({kits_epochs * kits_iterations} steps)"][0]
+    verdict = "reached" if classical >= KIDNEY_TARGET else "NOT reached"
+    print(f"  threshold + region growing: kidney Dice {classical:.3f} (target >= {KIDNEY_TARGET}: {verdict}); "
+          f"U-Net - classical: {unet - classical:+.3f}")
+
+
+if __name__ == "__main__":
+    main()
