@@ -42,8 +42,13 @@ setup(
             "nbformat>=5.9",
             "nbclient>=0.9",
             "ipykernel>=6.0",
+            "playwright>=1.40",  # drives Debian's chromium in the report's browser test (no download)
+            "tf2onnx>=1.17",
+            "onnx>=1.16",
+            "onnxruntime>=1.18",
         ],
         "dask": ["dask[distributed]>=2024.1"],
+        "export": ["tf2onnx>=1.17", "onnx>=1.16", "onnxruntime>=1.18"],
     },
     entry_points={"console_scripts": ["miseg=miseg.cli.main:main"]},
     classifiers=[

@@ -110,14 +110,14 @@ class ThresholdRegionGrowing(ClassicalMethod):
 def _data_io(interface, data, root, name):
     from miseg import Data_IO
 
-    return Data_IO(interface, data, output_path=os.path.join(root, name, "pred"),
-                   batch_path=os.path.join(root, name, "batches"), seed=0)
+    return Data_IO(interface, data, output_path=os.path.join(root, "work", name, "pred"),
+                   batch_path=os.path.join(root, "work", name, "batches"), seed=0)
 
 
 def _folds(ids, k_fold, root, name):
     from miseg.evaluation.cross_validation import split_folds
 
-    return split_folds(ids, k_fold=k_fold, evaluation_path=os.path.join(root, name, "folds"), seed=0)
+    return split_folds(ids, k_fold=k_fold, evaluation_path=os.path.join(root, "work", name, "folds"), seed=0)
 
 
 def _unet(pp, filters, depth, learning_rate=1e-3):
@@ -229,7 +229,7 @@ def kits_scores(data, ids, folds, root, epochs, iterations, filters, depth, patc
         "threshold + region growing": lambda: ClassicalModel(classical_pp, ThresholdRegionGrowing()),
         "threshold + region growing + hole filling":
             lambda: ClassicalModel(classical_pp, ThresholdRegionGrowing(fill_holes=True)),
-        f"U-Net 3D ({epochs * iterations} steps)": lambda: _unet(unet_pp, filters, depth),
+        f"U-Net 3D ({epochs * iterations} steps)": lambda: _unet(unet_pp, filters, depth, learning_rate=3e-3),
     }
     results = {}
     for label, build in methods.items():
@@ -250,30 +250,17 @@ def kits_scores(data, ids, folds, root, epochs, iterations, filters, depth, patc
     return results
 
 
-# ------------------------------------------------------------------------------ main
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="fewer cases and epochs (a few minutes on 2 CPU cores)")
-    parser.add_argument("--k-fold", type=int, default=3)
-    parser.add_argument("--no-stardist", action="store_true", help="skip the real stardist nuclei image")
-    parser.add_argument("--root", default=None, help="working folder (default: a temporary one)")
-    args = parser.parse_args(argv)
-    if args.quick:
-        n_nuclei, nuclei_epochs, n_kits, kits_epochs, kits_iterations = 9, 12, 6, 8, 4
-    else:
-        n_nuclei, nuclei_epochs, n_kits, kits_epochs, kits_iterations = 18, 30, 9, 25, 8
-    root = args.root or tempfile.mkdtemp(prefix="miseg_classical_")
+def nuclei_part(args, root, n_nuclei, epochs):
+    from miseg.datasets import write_nuclei_dataset, write_stardist_nuclei_dataset
 
-    from miseg.datasets import write_kits_dataset, write_nuclei_dataset, write_stardist_nuclei_dataset
-
-    sets = {"nuclei phantoms (128x128)": write_nuclei_dataset(os.path.join(root, "nuclei"), n_cases=n_nuclei,
-                                                              shape=(128, 128), seed=0)}
-    paths = {"nuclei phantoms (128x128)": os.path.join(root, "nuclei")}
+    name = f"nuclei phantoms (128x128, {n_nuclei} cases)"
+    paths = {name: os.path.join(root, "data", "nuclei")}
+    sets = {name: write_nuclei_dataset(paths[name], n_cases=n_nuclei, shape=(128, 128), seed=0)}
     if not args.no_stardist:
         try:
-            name = "stardist nuclei (real, 16 tiles 128x128)"
-            sets[name] = write_stardist_nuclei_dataset(os.path.join(root, "stardist"), tile=128)
-            paths[name] = os.path.join(root, "stardist")
+            name = "stardist nuclei (real image, 16 tiles 128x128)"
+            paths[name] = os.path.join(root, "data", "stardist")
+            sets[name] = write_stardist_nuclei_dataset(paths[name], tile=128)
         except Exception as exc:  # noqa: BLE001 - offline: the real image is optional
             print(f"(stardist nuclei image unavailable, skipped: {exc})")
 
@@ -282,16 +269,20 @@ def main(argv=None):
     header = ["method", "Dice", "F1@0.5", "PQ", "s/image", "train s"]
     for number, (name, ids) in enumerate(sets.items()):
         folds = _folds(ids, args.k_fold, root, f"folds{number}")
-        results = nuclei_scores(paths[name], ids, folds, root, f"set{number}", nuclei_epochs, filters=8, depth=3)
+        results = nuclei_scores(paths[name], ids, folds, root, f"set{number}", epochs, filters=8, depth=3)
         rows = [[label, f"{d:.3f}", f"{f1:.3f}", f"{pq:.3f}", f"{s:.3f}", f"{t:.1f}"]
                 for label, (d, f1, pq, s, t) in results.items()]
-        _table(f"  {name}, {len(ids)} cases", header, rows)
+        _table(f"  {name}", header, rows)
 
-    kits = os.path.join(root, "kits")
+
+def kits_part(root, n_kits, k_fold, kits_epochs, kits_iterations):
+    from miseg.datasets import write_kits_dataset
+
+    kits = os.path.join(root, "data", "kits")
     ids = write_kits_dataset(kits, n_cases=n_kits, shape=(32, 64, 64), spacing=(6.0, 1.6, 1.6), seed=0)
-    folds = _folds(ids, args.k_fold, root, "kits")
+    folds = _folds(ids, k_fold, root, "kits")
     results = kits_scores(kits, ids, folds, root, kits_epochs, kits_iterations, filters=8, depth=3)
-    print(f"(b) KiTS-like phantoms, {n_kits} cases 32x64x64 (6 x 1.6 x 1.6 mm), {args.k_fold}-fold "
+    print(f"(b) KiTS-like phantoms, {n_kits} cases 32x64x64 (6 x 1.6 x 1.6 mm), {k_fold}-fold "
           f"cross-validation, same folds; the U-Net (8 filters, patches 16x32x32, batch 2) is trained briefly")
     rows = [[label, f"{k:.3f}", f"{t:.3f}", f"{s:.3f}", f"{tr:.1f}"] for label, (k, t, s, tr) in results.items()]
     _table("", ["method", "kidney Dice", "tumour Dice", "s/case", "train s"], rows)
@@ -300,6 +291,26 @@ def main(argv=None):
     verdict = "reached" if classical >= KIDNEY_TARGET else "NOT reached"
     print(f"  threshold + region growing: kidney Dice {classical:.3f} (target >= {KIDNEY_TARGET}: {verdict}); "
           f"U-Net - classical: {unet - classical:+.3f}")
+
+
+# ------------------------------------------------------------------------------ main
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer cases and epochs (a few minutes on 2 CPU cores)")
+    parser.add_argument("--k-fold", type=int, default=3)
+    parser.add_argument("--no-stardist", action="store_true", help="skip the real stardist nuclei image")
+    parser.add_argument("--only", choices=["nuclei", "kits"], default=None, help="run one part only")
+    parser.add_argument("--root", default=None, help="working folder (default: a temporary one)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        n_nuclei, nuclei_epochs, n_kits, kits_k_fold, kits_epochs, kits_iterations = 9, 12, 6, 2, 20, 5
+    else:
+        n_nuclei, nuclei_epochs, n_kits, kits_k_fold, kits_epochs, kits_iterations = 18, 30, 9, args.k_fold, 40, 10
+    root = args.root or tempfile.mkdtemp(prefix="miseg_classical_")
+    if args.only != "kits":
+        nuclei_part(args, root, n_nuclei, nuclei_epochs)
+    if args.only != "nuclei":
+        kits_part(root, n_kits, kits_k_fold, kits_epochs, kits_iterations)
 
 
 if __name__ == "__main__":

@@ -38,6 +38,9 @@ EXPECTED = {
     "custom_subfunction.py": ([], "outside the body box set to background"),
     "custom_architecture.py": (["custom_architecture_output/model.keras"], "reloaded"),
     "brain_mni152.py": (["brain_mni152_output/predictions/mni152.nii.gz"], "white_matter: Dice"),
+    "classical_vs_unet.py": (["classical_vs_unet_output/comparison.tsv",
+                              "classical_vs_unet_output/evaluation/unet/fold_1/detailed_validation.tsv"],
+                             "object F1 (IoU 0.5)"),
 }
 
 

@@ -15,6 +15,21 @@ _LONG_TABLE = "detailed_validation.long.tsv"
 
 
 def run_evaluate(args: argparse.Namespace, explicit: set[str]) -> int:
+    """Run the evaluation, then write ``<output>/report.html`` (unless the run just wrote it)."""
+    import time
+
+    from miseg.cli.report import report_after_evaluation
+
+    started = time.time()
+    code = _dispatch(args, explicit)
+    report = os.path.join(args.output, "report.html")
+    fresh = os.path.isfile(report) and os.path.getmtime(report) >= started - 1.0
+    if code == 0 and os.path.isdir(args.output) and not fresh:
+        report_after_evaluation(args.output)
+    return code
+
+
+def _dispatch(args: argparse.Namespace, explicit: set[str]) -> int:
     """Dispatch on the mode: ``--model``, ``--predictions``, ``--method`` or cross-validation."""
     if getattr(args, "method", None):
         from miseg.cli.segment import run_classical_evaluation
@@ -42,6 +57,8 @@ def _cross_validate(args: argparse.Namespace, explicit: set[str]) -> int:
     cases = select_cases(pipeline.data_io, training.get("cases"), labelled=True)
     os.makedirs(args.output, exist_ok=True)
     save_config(config, os.path.join(args.output, "run.config.yaml"))
+    pipeline.network.run_config = config  # recorded in <output>/manifest.json
+    pipeline.network.hash_inputs = bool(getattr(args, "hash_inputs", False))
     print(f"{evaluation['k_fold']}-fold cross-validation on {len(cases)} case(s): {training['epochs']} "
           f"epoch(s) per fold, results in {args.output}")
     cross_validation(

@@ -22,7 +22,8 @@ import traceback
 import warnings
 from typing import Any, Callable, Iterator, Sequence
 
-from miseg.cli import segment
+from miseg.cli import export, segment
+from miseg.cli import report as report_command
 from miseg.cli.options import (
     ArgumentBuilder,
     add_data_options,
@@ -57,6 +58,8 @@ miseg: 2D/3D medical image segmentation (MIScnn-compatible, TensorFlow/Keras 3).
   miseg predict DATA -m model.keras        segment new cases (NIfTI, images, DICOM SEG/RTSTRUCT)
   miseg evaluate DATA --classes 3 ...      k-fold cross-validation with metric tables and figures
   miseg segment DATA --method otsu         segment with a classical method (threshold, watershed, ...)
+  miseg export MODEL --format onnx         export a model (SavedModel, ONNX, .keras) with its preprocessing plan
+  miseg report EVALUATION_DIR              one self-contained report.html of an evaluation folder
   miseg <command> --help                   every option of a command, with its default
 """
 
@@ -128,7 +131,13 @@ def _add_train(subparsers: Any, b: ArgumentBuilder) -> None:
           help="also write the effective config to PATH (YAML, or JSON for .json)")
     b.add(group, "--dry-run", action="store_true", default=False,
           help="resolve and print the config (and --save-config it) without training")
+    _add_hash_inputs(group, b)
     p.set_defaults(handler="train")
+
+
+def _add_hash_inputs(group: Any, b: ArgumentBuilder) -> None:
+    b.add(group, "--hash-inputs", action="store_true", default=False,
+          help="record the SHA-256 of every input file in manifest.json (default: size and modification time)")
 
 
 def _non_negative_float(text: str) -> float:
@@ -160,6 +169,10 @@ def _add_predict(subparsers: Any, b: ArgumentBuilder) -> None:
           help="average mirrored predictions (None: the config's model.tta)")
     b.add(p, "--keep-largest-component", action=argparse.BooleanOptionalAction, default=None,
           help="keep the largest connected component per class (None: the config's setting)")
+    b.add(p, "--ignore-manifest", action="store_true", default=False,
+          help="predict although the model's manifest (or config) names another class or channel count "
+               "than the data")
+    _add_hash_inputs(p, b)
     group = p.add_argument_group("instances")
     b.add(group, "--instances", action="store_true", default=False,
           help="also write instance label maps (<case>.instances.<ext>) and per-instance tables "
@@ -172,6 +185,13 @@ def _add_predict(subparsers: Any, b: ArgumentBuilder) -> None:
           help="drop objects smaller than this volume (mm^3; mm^2 for 2D)")
     b.add(group, "--connectivity", type=int, choices=[4, 8, 6, 18, 26], default=None,
           help="neighbourhood of a connected object (None: full, 8 in 2D / 26 in 3D)")
+    group = p.add_argument_group("uncertainty")
+    b.add(group, "--uncertainty", action="store_true", default=False,
+          help="also write <case>.entropy / <case>.variance maps (from the mirrored predictions) and "
+               "uncertainty.tsv with per-case scores and a review flag")
+    b.add(group, "--review-threshold", metavar="VALUE|FILE", default=None,
+          help="review rule of --uncertainty: a threshold on member_dice or an uncertainty_calibration.json "
+               "(or the folder holding it); None: review when member_dice < 0.9")
     add_data_options(p, b, with_classes=False)
     p.set_defaults(handler="predict")
 
@@ -196,6 +216,7 @@ def _add_evaluate(subparsers: Any, b: ArgumentBuilder) -> None:
           help="training curves, metric box plots and best/median/worst overlays")
     b.add(group, "--detailed", action=argparse.BooleanOptionalAction, default=True,
           help="predict every validation case and write per-case metric tables")
+    _add_hash_inputs(group, b)
     b.add(group, "--score-metrics", nargs="+", metavar="NAME", default=["dice", "iou", "hd95"],
           help="metrics of the tables (miseg.evaluation.metrics names: dice iou precision recall hd hd95 "
                "assd nsd ...)")
@@ -276,6 +297,8 @@ def build_parser(explicit_only: bool = False) -> argparse.ArgumentParser:
     _add_predict(subparsers, b)
     _add_evaluate(subparsers, b)
     segment.add_segment_parser(subparsers, b, _subparser)
+    export.add_export_parser(subparsers, b, _subparser)
+    report_command.add_report_parser(subparsers, b, _subparser)
     _add_miscnn_commands(subparsers, b)
     return parser
 
@@ -293,6 +316,8 @@ def _handlers() -> dict[str, Callable[[argparse.Namespace, set[str]], int]]:
         "evaluate": evaluate.run_evaluate,
         "segment": segment.run_segment,
         "cleanup": cleanup.run_cleanup,
+        "export": export.run_export,
+        "report": report_command.run_report,
     }
 
 

@@ -17,7 +17,8 @@ def history_path(model_path: str) -> str:
 
 
 def run_train(args: argparse.Namespace, explicit: set[str]) -> int:
-    """Train on the labelled cases; write ``<model>``, ``<model>.config.yaml`` and the history."""
+    """Train on the labelled cases; write ``<model>``, ``<model>.config.yaml``,
+    ``<model>.manifest.json`` and the history."""
     config = config_from_args(args, explicit)
     pipeline = build_pipeline(config, training=True, with_network=not args.dry_run)
     config = pipeline.config
@@ -33,6 +34,8 @@ def run_train(args: argparse.Namespace, explicit: set[str]) -> int:
     train_cases, val_cases = split_fraction(cases, float(training.get("validation_fraction") or 0.0),
                                             int(training["seed"]))
     network = pipeline.network
+    network.run_config = config  # recorded in <model>.manifest.json
+    network.hash_inputs = bool(getattr(args, "hash_inputs", False))
     print(f"Training on {len(train_cases)} case(s)"
           + (f", validating on {len(val_cases)}" if val_cases else "")
           + f": {training['epochs']} epoch(s), patch {config['preprocessing']['patch_shape']}, "

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
+import time
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -213,19 +214,19 @@ def execute_fold(
     leaf = _folds.keras_backed(model)
     if save_models and leaf:
         run_callbacks.append(_folds.checkpoint(directory))
+    started = time.perf_counter()
     result = call_evaluate(
         model, training, validation, epochs=epochs, iterations=iterations,
         callbacks=run_callbacks, class_weight=class_weight, evaluation_path=directory,
     )
+    stages = {"training": round(time.perf_counter() - started, 4)}  # wall seconds, for manifest.json
     history = _folds.history_dict(result)
     files = []
     if history:
         files.append(os.path.basename(backup_history(history, directory)))
     if save_models:
-        if leaf and _folds.fold_model_saved(directory):
-            files.extend(_folds.FOLD_MODEL_FILES)
-        else:
-            files.extend(_folds.save_fold_model(model, directory))
+        saved = _folds.fold_model_files(directory) if leaf else []
+        files.extend(saved or _folds.save_fold_model(model, directory))
     if draw_figures and history:
         from miseg.utils.plotting import plot_validation
 
@@ -233,7 +234,9 @@ def execute_fold(
     if run_detailed_evaluation:
         from miseg.evaluation.detailed_validation import detailed_validation
 
+        started = time.perf_counter()
         detailed_validation(validation, model, directory, metrics=metrics, draw_figures=draw_figures)
+        stages["evaluation"] = round(time.perf_counter() - started, 4)
         files.extend([_folds.DETAILED_FILE, _folds.DETAILED_LONG_FILE, _folds.DETAILED_SUMMARY_FILE])
         if draw_figures:
             files.append(_folds.DETAILED_BOXPLOT_FILE)
@@ -244,6 +247,7 @@ def execute_fold(
         "iterations": iterations,
         "detailed_evaluation": bool(run_detailed_evaluation),
         "files": files,
+        "stages": stages,
         **(extra or {}),
     })
     return history

@@ -46,7 +46,7 @@ RUN_FORMAT = 1
 # Files a fold writes; an unfinished fold's leftovers matching these are removed before it
 # runs again (``sample_list.json`` and anything else a user put there are left alone).
 _FOLD_RESULTS = re.compile(
-    r"^(history\.tsv|model\.(keras|h5|hdf5)|validation\..+\.png|detailed_validation\..*|"
+    r"^(history\.tsv|model\.(keras|h5|hdf5|json)|validation\..+\.png|detailed_validation\..*|"
     r"overlay\..+\.png)$"
 )
 _FOLD_DIR = re.compile(r"^fold_(\d+)$")
@@ -529,13 +529,14 @@ def save_fold_model(model: Any, directory: str) -> list[str]:
     if not keras_backed(model):
         written = save_model(model, directory)
         return [os.path.relpath(written, directory)] if written != directory else []
-    from miseg.evaluation._model_files import save_keras_model
+    from miseg.evaluation._model_files import save_model_files
 
-    for name in FOLD_MODEL_FILES:
-        save_keras_model(model.model, os.path.join(directory, name))
-    return list(FOLD_MODEL_FILES)
+    written = save_model_files(model.model, [os.path.join(directory, n) for n in FOLD_MODEL_FILES])
+    return [os.path.basename(path) for path in written]
 
 
-def fold_model_saved(directory: str) -> bool:
-    """Whether every file of :data:`FOLD_MODEL_FILES` exists in ``directory``."""
-    return all(os.path.isfile(os.path.join(directory, name)) for name in FOLD_MODEL_FILES)
+def fold_model_files(directory: str) -> list[str]:
+    """The :data:`FOLD_MODEL_FILES` a checkpoint wrote into ``directory``; empty when the
+    required ``model.keras`` is missing (no epoch improved)."""
+    present = [n for n in FOLD_MODEL_FILES if os.path.isfile(os.path.join(directory, n))]
+    return present if MODEL_FILE in present else []

@@ -19,7 +19,7 @@ import keras
 
 from miseg.utils.fileio import atomic_path
 
-__all__ = ["BestModelCheckpoint", "save_keras_model"]
+__all__ = ["BestModelCheckpoint", "save_keras_model", "save_model_files"]
 
 
 @contextlib.contextmanager
@@ -56,6 +56,35 @@ def save_keras_model(model: Any, path: str) -> str:
     return path
 
 
+def save_model_files(model: Any, paths: Sequence[str]) -> list[str]:
+    """Save ``model`` to every path; the first is required, the others are copies.
+
+    A copy that Keras cannot write in its format (legacy HDF5 does not support every custom
+    layer) gives a warning instead of losing the run; file-system errors still raise.
+
+    Returns:
+        The paths written.
+    """
+    written = []
+    for position, path in enumerate(paths):
+        try:
+            save_keras_model(model, path)
+        except OSError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - only the optional copies are tolerated
+            if position == 0:
+                raise
+            warnings.warn(
+                f"The model could not be written as {path!r} ({type(exc).__name__}: {exc}); "
+                f"{paths[0]!r} holds it.",
+                UserWarning,
+                stacklevel=2,
+            )
+            continue
+        written.append(path)
+    return written
+
+
 class BestModelCheckpoint(keras.callbacks.Callback):
     """Save the model to every path in ``paths`` whenever ``monitor`` reaches a new minimum.
 
@@ -63,7 +92,8 @@ class BestModelCheckpoint(keras.callbacks.Callback):
     several files at once (including MIScnn's ``.hdf5`` name), with atomic writes.
 
     Args:
-        paths: Target files; the suffix of each decides its format.
+        paths: Target files; the suffix of each decides its format. The first is required,
+            the others are copies (see :func:`save_model_files`).
         monitor: The logged quantity to minimise.
         verbose: Print a line when the model is saved.
     """
@@ -98,5 +128,4 @@ class BestModelCheckpoint(keras.callbacks.Callback):
             print(f"\nEpoch {epoch + 1}: {self.monitor} improved from {self.best:.5f} to "
                   f"{current:.5f}, saving model to {', '.join(self.paths)}")
         self.best = current
-        for path in self.paths:
-            save_keras_model(self.model, path)
+        save_model_files(self.model, self.paths)

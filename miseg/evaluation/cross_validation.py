@@ -3,6 +3,7 @@
 Folder layout (``evaluation_path``)::
 
     cross_validation.json          the run: samples, k_fold, seed, the folds
+    manifest.json                  provenance: versions, git commit, config, folds, seeds, inputs, times
     initial_model.keras            initial weights shipped to workers (executor runs only)
     fold_<i>/sample_list.json      {"TRAINING": [...], "VALIDATION": [...]}
     fold_<i>/history.tsv           per-epoch loss and metrics (train and val_)
@@ -13,6 +14,7 @@ Folder layout (``evaluation_path``)::
     fold_<i>/.complete             written last: the fold finished
     detailed_validation.tsv (+ .long.tsv, .summary.tsv)   all folds (run_detailed_evaluation)
     validation.folds.png           every fold's curves (draw_figures)
+    report.html                    self-contained HTML report (draw_figures; ``miseg report``)
 
 Resume: calling ``cross_validation`` again on the same folder skips folds with a
 ``.complete`` marker and re-runs the others. A folder holding another run (other samples,
@@ -30,7 +32,7 @@ import warnings
 from typing import Any, Iterable, Sequence
 
 from miseg.errors import ConfigurationError
-from miseg.evaluation import _execution, _folds
+from miseg.evaluation import _execution, _folds, _manifest
 
 __all__ = ["cross_validation", "split_folds", "run_fold", "write_fold2disk", "load_disk2fold"]
 
@@ -66,7 +68,8 @@ def cross_validation(
         iterations: Batches per epoch (default: every case once).
         evaluation_path: Output folder (see the module docstring for its layout).
         draw_figures: Write ``validation.loss.png``/``validation.<metric>.png`` per fold
-            (plus box plots and overlays with the detailed evaluation).
+            (plus box plots and overlays with the detailed evaluation) and the HTML report
+            ``report.html`` (see :func:`miseg.report.write_report`).
         run_detailed_evaluation: Predict each fold's validation cases and write
             ``detailed_validation.tsv`` per fold and for all folds together. Cases are
             scored with the fold's final weights (as in MIScnn), not the best checkpoint.
@@ -134,20 +137,43 @@ def cross_validation(
         metrics=metrics, class_weight=class_weight,
     )
     histories: dict[int, dict] = {}
-    if executor is None:
-        for fold in _folds.progress(pending, "Cross-validation", unit="fold"):
-            training, validation = splits[fold]
-            histories[fold] = _execution.execute_fold(
-                model, fold, training, validation, _folds.fold_dir(evaluation_path, fold), **settings
-            )
-    elif pending:
-        histories.update(_run_with_executor(executor, model, splits, pending, evaluation_path, settings))
-    for fold in range(k_fold):
-        if fold not in histories:
-            histories[fold] = _folds.read_history(_folds.fold_dir(evaluation_path, fold))
-    ordered = [histories[fold] for fold in range(k_fold)]
-    _summarise(ordered, model, evaluation_path, k_fold, draw_figures, run_detailed_evaluation)
+    folds = [(_folds.fold_dir(evaluation_path, f), tr, va) for f, (tr, va) in enumerate(splits)]
+    with _manifest.evaluation_run(  # <evaluation_path>/manifest.json
+        "cross_validation", model, samples, evaluation_path, folds, pending,
+        {"split": _folds.read_json(os.path.join(evaluation_path, _folds.RUN_FILE)).get("seed")},
+        k_fold=k_fold, leave_one_out=k_fold == len(samples), epochs=epochs, iterations=iterations,
+        executor=None if executor is None else type(executor).__name__,
+    ) as run:
+        with run.stage("folds"):
+            if executor is None:
+                for fold in _folds.progress(pending, "Cross-validation", unit="fold"):
+                    training, validation = splits[fold]
+                    histories[fold] = _execution.execute_fold(
+                        model, fold, training, validation, _folds.fold_dir(evaluation_path, fold), **settings
+                    )
+            elif pending:
+                histories.update(_run_with_executor(executor, model, splits, pending, evaluation_path, settings))
+        for fold in range(k_fold):
+            if fold not in histories:
+                histories[fold] = _folds.read_history(_folds.fold_dir(evaluation_path, fold))
+        ordered = [histories[fold] for fold in range(k_fold)]
+        with run.stage("summary"):
+            _summarise(ordered, model, evaluation_path, k_fold, draw_figures, run_detailed_evaluation)
+    if draw_figures:
+        _write_report(evaluation_path)
     return ordered if return_output else None
+
+
+def _write_report(evaluation_path: str) -> None:
+    """The run's ``report.html``; a failure warns (the trained folds are not lost over it)."""
+    from miseg.report import write_report
+
+    try:
+        write_report(evaluation_path)
+    except Exception as exc:  # noqa: BLE001 - the results are on disk; `miseg report` can retry
+        warnings.warn(f"cross_validation: the HTML report of {evaluation_path!r} could not be written "
+                      f"({type(exc).__name__}: {exc}); run `miseg report {evaluation_path}` to retry.",
+                      UserWarning, stacklevel=3)
 
 
 def _check_training(epochs: Any, iterations: Any) -> tuple[int, int | None]:

@@ -11,6 +11,11 @@ Files written to ``evaluation_path``:
   a bootstrap confidence interval of the mean.
 * With ``draw_figures``: ``detailed_validation.boxplots.png`` and overlays of the best,
   median and worst case (``overlay.<rank>.<case>.png``).
+* With ``uncertainty``: ``detailed_validation.uncertainty.tsv`` (one row per case:
+  ``sample_id``, ``dice`` (mean over the foreground classes), the scores of
+  :mod:`miseg.evaluation.uncertainty` and ``review``), whose score columns are also appended
+  to ``detailed_validation.tsv``; :func:`miseg.evaluation.uncertainty.calibrate_from_tables`
+  turns such tables into a review threshold.
 * With ``instances``: the instance metrics of
   :mod:`miseg.evaluation.instance_metrics` (``pq``, ``sq``, ``rq``, ``instance_f1``,
   ``matched_dice``, ``n_split``, ``n_merged``, ...) as extra columns of the tables above
@@ -73,11 +78,14 @@ def _spacing_for(sample: Any, ndim: int) -> tuple[float, ...] | None:
 
 def score_case(model: Any, index: Any, metrics: Sequence[str], include_background: bool = True,
                nsd_tolerance: float = 1.0, *, segmenter: Any = None, iou_threshold: float = 0.5,
-               truth_instances: Any = None) -> tuple[list[dict], Any, np.ndarray]:
+               truth_instances: Any = None, uncertainty: list | None = None,
+               review_threshold: Any = None) -> tuple[list[dict], Any, np.ndarray]:
     """Predict one case and compare it with its segmentation.
 
     With ``segmenter`` (an ``InstanceSegmenter``), the rows also get the instance metrics
-    (see :func:`detailed_validation`).
+    (see :func:`detailed_validation`). With a list as ``uncertainty``, the case is predicted
+    with ``uncertainty=True`` and its scores (a dict with ``sample_id`` and ``review``) are
+    appended to that list.
 
     Returns:
         ``(rows, sample, prediction)``: the per-class metric rows (see
@@ -90,7 +98,11 @@ def score_case(model: Any, index: Any, metrics: Sequence[str], include_backgroun
     from miseg.multi_model._calls import predict_arrays
 
     found = None
-    if segmenter is None:
+    if uncertainty is not None:
+        prediction, measured = model.predict([index], return_output=True, uncertainty=True,
+                                             review_threshold=review_threshold)[0]
+        uncertainty.append({"sample_id": index, **measured.scores, "review": measured.review})
+    elif segmenter is None:
         # MIScnn-style models (predict without return_output) go through the Data_IO.
         prediction = predict_arrays(model, [index], activation_output=False)[0]
     else:
@@ -135,6 +147,8 @@ def detailed_validation(
     instances: Any = False,
     iou_threshold: float = 0.5,
     truth_instances: Any = None,
+    uncertainty: bool = False,
+    review_threshold: Any = None,
 ) -> Any:
     """Predict every validation case and write per-case, per-class metric tables.
 
@@ -162,6 +176,10 @@ def detailed_validation(
         truth_instances: Truth instance maps: a callable ``index -> map`` or a mapping
             (e.g. ``lambda i: load_nuclei_instances(path, i)``); ``None``: connected
             components of the truth segmentation.
+        uncertainty: Predict with ``uncertainty=True`` and write the per-case uncertainty
+            table (see the module docstring); needs a model whose ``predict`` takes
+            ``uncertainty`` (``Neural_Network``, ``Model_Group``); not with ``instances``.
+        review_threshold: The review rule of the uncertainty (see ``Neural_Network.predict``).
 
     Returns:
         The long metric table (pandas DataFrame: ``sample_id``, ``class``, metrics).
@@ -189,15 +207,20 @@ def detailed_validation(
     samples = validation_samples.tolist() if isinstance(validation_samples, np.ndarray) else list(validation_samples)
     if not samples:
         raise ConfigurationError("validation_samples is empty; there is nothing to validate.")
+    scores = _check_uncertainty(model, uncertainty, segmenter)
     os.makedirs(evaluation_path, exist_ok=True)
     rows: list[dict] = []
     for index in _folds.progress(samples, "Detailed validation", unit="case"):
         case_rows, _, _ = score_case(model, index, names, include_background, nsd_tolerance,
                                      segmenter=segmenter, iou_threshold=iou_threshold,
-                                     truth_instances=truth_instances)
+                                     truth_instances=truth_instances, uncertainty=scores,
+                                     review_threshold=review_threshold)
         rows.extend(case_rows)
     table = metrics_table(rows)
-    write_table(wide_table(table), os.path.join(evaluation_path, _folds.DETAILED_FILE))
+    wide = wide_table(table)
+    if scores is not None:
+        wide = _write_uncertainty_table(table, wide, scores, evaluation_path)
+    write_table(wide, os.path.join(evaluation_path, _folds.DETAILED_FILE))
     write_table(table, os.path.join(evaluation_path, _folds.DETAILED_LONG_FILE))
     summary = summary_table(table, confidence=confidence, n_bootstrap=n_bootstrap, seed=seed)
     write_table(summary, os.path.join(evaluation_path, _folds.DETAILED_SUMMARY_FILE))
@@ -206,6 +229,39 @@ def detailed_validation(
         if segmenter is not None:
             draw_instance_figures(table, evaluation_path)
     return table
+
+
+def _check_uncertainty(model: Any, uncertainty: bool, segmenter: Any) -> list | None:
+    """The list collecting per-case uncertainty scores (``None`` without ``uncertainty``)."""
+    if not uncertainty:
+        return None
+    from miseg.multi_model._calls import accepts
+
+    if not accepts(model.predict, "uncertainty"):
+        raise ConfigurationError(
+            f"uncertainty=True, but {type(model).__name__}.predict has no uncertainty parameter."
+        )
+    if segmenter is not None:
+        raise ConfigurationError("detailed_validation: uncertainty and instances cannot be combined.")
+    return []
+
+
+def _write_uncertainty_table(table: Any, wide: Any, scores: list, evaluation_path: str) -> Any:
+    """Write ``detailed_validation.uncertainty.tsv``; return ``wide`` with the score columns."""
+    import pandas as pd
+
+    from miseg.evaluation.reports import write_table
+    from miseg.evaluation.uncertainty import DETAILED_UNCERTAINTY_FILE
+
+    per_case = pd.DataFrame(scores)
+    foreground = table[table["class"] != 0] if (table["class"] != 0).any() else table
+    dice = foreground.groupby("sample_id", sort=False)["dice"].mean()
+    per_case.insert(1, "dice", per_case["sample_id"].map(dice).to_numpy(dtype=float))
+    per_case["n_members"] = per_case["n_members"].astype(int)
+    written = per_case.assign(review=per_case["review"].map(lambda v: "true" if v else "false"))
+    write_table(written, os.path.join(evaluation_path, DETAILED_UNCERTAINTY_FILE))
+    extra = written.drop(columns=["dice", "n_members"])
+    return wide.merge(extra, on="sample_id", how="left", sort=False)
 
 
 def draw_detailed_figures(table: Any, model: Any, evaluation_path: str, metrics: Sequence[str]) -> list[str]:

@@ -7,7 +7,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from miseg.evaluation import _execution, _folds
+from miseg.evaluation import _execution, _folds, _manifest
 
 __all__ = ["split_validation"]
 
@@ -36,7 +36,8 @@ def split_validation(
     initial weights with a fresh optimizer).
 
     Files in ``evaluation_path``: ``sample_list.json``, ``history.tsv``, ``model.keras`` and
-    ``model.hdf5`` (best ``val_loss``, with ``save_models``), ``validation.*.png``
+    ``model.hdf5`` (best ``val_loss``, with ``save_models``), ``manifest.json`` (versions, git
+    commit, config, case lists, seeds, input files, wall times), ``validation.*.png``
     (``draw_figures``) and the ``detailed_validation.*`` tables (``run_detailed_evaluation``).
     A finished run leaves a ``.complete`` marker; running again overwrites the split's own
     results. The folder may hold a cross-validation (``cross_validation.json``,
@@ -90,13 +91,17 @@ def split_validation(
     training = [samples[i] for i in sorted(order[n_val:])]
     os.makedirs(evaluation_path, exist_ok=True)
     _folds.write_sample_list(os.path.join(evaluation_path, _folds.SAMPLE_LIST_FILE), training, validation)
-    history = _execution.execute_fold(
-        model, 0, training, validation, evaluation_path, epochs=epochs, iterations=iterations,
-        callbacks=callbacks, save_models=save_models, draw_figures=draw_figures,
-        run_detailed_evaluation=run_detailed_evaluation, metrics=metrics, class_weight=class_weight,
-        extra={"type": "split_validation", "percentage": float(percentage), "seed": seed},
-        keep=sorted(cv_files),
-    )
+    with _manifest.evaluation_run(  # <evaluation_path>/manifest.json
+        "split_validation", model, samples, evaluation_path, [(evaluation_path, training, validation)], [0],
+        {"split": seed}, percentage=float(percentage), epochs=epochs, iterations=iterations,
+    ) as run, run.stage("folds"):
+        history = _execution.execute_fold(
+            model, 0, training, validation, evaluation_path, epochs=epochs, iterations=iterations,
+            callbacks=callbacks, save_models=save_models, draw_figures=draw_figures,
+            run_detailed_evaluation=run_detailed_evaluation, metrics=metrics, class_weight=class_weight,
+            extra={"type": "split_validation", "percentage": float(percentage), "seed": seed},
+            keep=sorted(cv_files),
+        )
     return history if return_output else None
 
 

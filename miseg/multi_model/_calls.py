@@ -17,7 +17,7 @@ import numpy as np
 
 from miseg.errors import ConfigurationError
 
-__all__ = ["accepts", "predict_arrays", "check_class_weight", "call_evaluate"]
+__all__ = ["accepts", "predict_arrays", "check_class_weight", "call_train", "call_evaluate"]
 
 
 def accepts(method: Callable, name: str) -> bool:
@@ -71,13 +71,23 @@ def predict_arrays(model: Any, sample_list: Sequence[Any], activation_output: bo
     return results
 
 
-def check_class_weight(model: Any, class_weight: Any) -> None:
-    """Raise ConfigurationError when ``class_weight`` is set but ``model.evaluate`` cannot take it."""
-    if class_weight is not None and not accepts(model.evaluate, "class_weight"):
+def check_class_weight(model: Any, class_weight: Any, method: str = "evaluate") -> None:
+    """Raise ConfigurationError when ``class_weight`` is set but ``model.<method>`` cannot take it."""
+    if class_weight is not None and not accepts(getattr(model, method), "class_weight"):
         raise ConfigurationError(
-            f"class_weight={class_weight!r} was given, but {type(model).__name__}.evaluate "
+            f"class_weight={class_weight!r} was given, but {type(model).__name__}.{method} "
             f"has no class_weight parameter; drop it or add the parameter to the model."
         )
+
+
+def call_train(model: Any, sample_list: Sequence[Any], *, epochs: int, iterations: int | None,
+               callbacks: Any, class_weight: Any = None) -> Any:
+    """``model.train(sample_list, ...)``, passing ``class_weight`` only to models that take it."""
+    check_class_weight(model, class_weight, "train")
+    kwargs: dict[str, Any] = {"epochs": epochs, "iterations": iterations, "callbacks": callbacks}
+    if accepts(model.train, "class_weight"):
+        kwargs["class_weight"] = class_weight
+    return model.train(list(sample_list), **kwargs)
 
 
 def call_evaluate(model: Any, training: Sequence[Any], validation: Sequence[Any], *, epochs: int,

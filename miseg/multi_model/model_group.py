@@ -111,6 +111,10 @@ class Model_Group(Model):
         Returns:
             The members' histories (Keras History objects, or lists for nested groups).
         """
+        from miseg.multi_model._calls import call_train, check_class_weight
+
+        for member in self.models:  # fail before the first member trains
+            check_class_weight(member, class_weight, "train")
         data_io = self.preprocessor.data_io
         base = data_io.output_path
         histories = []
@@ -120,8 +124,8 @@ class Model_Group(Model):
                 os.makedirs(directory, exist_ok=True)
                 data_io.output_path = directory
                 member.reset()
-                histories.append(member.train(
-                    sample_list, epochs=epochs, iterations=iterations,
+                histories.append(call_train(
+                    member, sample_list, epochs=epochs, iterations=iterations,
                     callbacks=_folds.fresh_callbacks(callbacks, position), class_weight=class_weight,
                 ))
                 if save_models:
@@ -176,14 +180,15 @@ class Model_Group(Model):
             ))
             if history:
                 backup_history(history, directory)
-            if save_models and not (leaf and _folds.fold_model_saved(directory)):
+            if save_models and not (leaf and _folds.fold_model_files(directory)):
                 _folds.save_fold_model(member, directory)
             histories.append(history)
         return histories
 
     # ------------------------------------------------------------------ prediction
     def predict(self, sample_list: Sequence[Any], aggregation_func: Callable | None = None,
-                activation_output: bool = False, return_output: bool = False) -> list | None:
+                activation_output: bool = False, return_output: bool = False, *,
+                uncertainty: bool = False, review_threshold: Any = None) -> list | None:
         """Predict with the ensemble: members' probability maps, aggregated per case.
 
         Members whose ``predict`` has no ``return_output`` (MIScnn's signature) predict
@@ -199,9 +204,14 @@ class Model_Group(Model):
                 (the argmax over classes).
             return_output: Return the results instead of saving them through the interface
                 to ``data_io.output_path``.
+            uncertainty: Also measure the uncertainty from the members' probability maps
+                (:mod:`miseg.evaluation.uncertainty`): writes ``<index>.entropy`` and
+                ``<index>.variance`` maps and ``<output_path>/uncertainty.tsv``.
+            review_threshold: The review rule (see ``Neural_Network.predict``).
 
         Returns:
-            With ``return_output``, one array per case.
+            With ``return_output``, one array per case (with ``uncertainty`` a
+            ``(prediction, CaseUncertainty)`` pair).
 
         Raises:
             ConfigurationError: when ``activation_output`` is asked for but the aggregation
@@ -217,6 +227,11 @@ class Model_Group(Model):
 
         aggregate = aggregation_func or mean_aggregation
         data_io = self.preprocessor.data_io
+        recorder = None
+        if uncertainty:
+            from miseg.evaluation.uncertainty import UncertaintyRecorder
+
+            recorder = UncertaintyRecorder(data_io, review_threshold)
         results = []
         for index in _folds.progress(list(sample_list), "Ensemble prediction", unit="case"):
             members = [
@@ -227,11 +242,19 @@ class Model_Group(Model):
             sample = data_io.sample_loader(index, load_seg=False)
             combined = np.asarray(aggregate(sample, members))
             prediction = self._finish(combined, sample, activation_output)
+            measured = None
+            if recorder is not None:
+                labels = np.argmax(prediction, axis=-1) if activation_output else prediction
+                measured = recorder.measure(index, members, labels)
             if return_output:
-                results.append(prediction)
+                results.append(prediction if measured is None else (prediction, measured))
             else:
                 sample.add_prediction(prediction, activation_output)
                 data_io.save_prediction(sample)
+                if measured is not None:
+                    recorder.save_maps(sample, measured)
+        if recorder is not None and not return_output:
+            recorder.write_table()
         return results if return_output else None
 
     def _finish(self, combined: np.ndarray, sample: Any, activation_output: bool) -> np.ndarray:

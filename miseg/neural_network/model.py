@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 import zipfile
 from typing import Any, Iterator, Sequence
 
@@ -94,6 +95,9 @@ class Neural_Network(Model):
         self.prediction_batch_size = prediction_batch_size
         self.shuffle_batches = True
         self.verbose: Any = "auto"
+        self.run_config: dict | None = None  # the run config recorded in manifests (``miseg`` commands)
+        self.hash_inputs = False  # manifests record the SHA-256 of every input file
+        self.training_manifest: dict | None = None  # provenance of the current weights
         if strategy is None and multi_gpu:
             import tensorflow as tf
 
@@ -103,6 +107,7 @@ class Neural_Network(Model):
         self.strategy = strategy
         self._class_weight: Any = None
         self._compiled_with: tuple | None = None
+        self._loaded_from: str | None = None  # the file load() read (export: "trained or loaded")
         self.model = self.build_model()
         self.initialization_weights = self.model.get_weights()
 
@@ -193,9 +198,22 @@ class Neural_Network(Model):
         if pp.prepare_batches:
             pp.data_io.batch_cleanup()
 
+    @contextlib.contextmanager
+    def _recording(self, cases: dict[str, Sequence[Any]], **fields: Any) -> Iterator[None]:
+        """Time a training run; when it succeeds, its manifest becomes ``training_manifest``."""
+        from miseg.utils.manifest import network_manifest
+
+        run = network_manifest(self, "training", cases, previous=self.training_manifest, **fields)
+        with run.stage("training"):
+            yield
+        self.training_manifest = run.finish()
+
     def train(self, sample_list: Sequence[Any], epochs: int = 20, iterations: int | None = None,
               callbacks: Sequence[Any] | None = None, class_weight: Any = None) -> keras.callbacks.History:
         """Fit on ``sample_list``.
+
+        The run's manifest (versions, git commit, cases, input files, seeds, wall times) is
+        kept in ``training_manifest`` and written next to the model by :meth:`dump`.
 
         Args:
             sample_list: Case indices.
@@ -211,10 +229,13 @@ class Neural_Network(Model):
         self._check_channels()
         self._sync_compilation(class_weight)
         generator = self._generator(sample_list, training=True, iterations=iterations)
-        try:
-            return self.model.fit(generator, epochs=epochs, callbacks=list(callbacks or []), verbose=self._verbosity())
-        finally:
-            self._cleanup()
+        with self._recording({"training": sample_list}, epochs=epochs, iterations=iterations,
+                             class_weight=class_weight):
+            try:
+                return self.model.fit(generator, epochs=epochs, callbacks=list(callbacks or []),
+                                      verbose=self._verbosity())
+            finally:
+                self._cleanup()
 
     def evaluate(self, training_samples: Sequence[Any], validation_samples: Sequence[Any],
                  epochs: int = 20, iterations: int | None = None,
@@ -224,11 +245,13 @@ class Neural_Network(Model):
         self._sync_compilation(class_weight)
         train_gen = self._generator(training_samples, training=True, iterations=iterations)
         val_gen = self._generator(validation_samples, training=True, validation=True)
-        try:
-            return self.model.fit(train_gen, validation_data=val_gen, epochs=epochs,
-                                  callbacks=list(callbacks or []), verbose=self._verbosity())
-        finally:
-            self._cleanup()
+        with self._recording({"training": training_samples, "validation": validation_samples},
+                             epochs=epochs, iterations=iterations, class_weight=class_weight):
+            try:
+                return self.model.fit(train_gen, validation_data=val_gen, epochs=epochs,
+                                      callbacks=list(callbacks or []), verbose=self._verbosity())
+            finally:
+                self._cleanup()
 
     # ------------------------------------------------------------------ prediction
     def _check_indices(self, sample_list: Sequence[Any]) -> None:
@@ -268,9 +291,17 @@ class Neural_Network(Model):
         # commute and undo themselves, so it composes with TTA as a symmetric difference.
         return [tuple(sorted(set(f) ^ infaug)) for f in flips]
 
+    def _mirrored_members(self, sample: Any, plan: Any,
+                          flips: Sequence[tuple[int, ...]]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Mean probabilities (network space) and each flip's map in the original image space."""
+        maps = [self._predict_probabilities(plan, [axes]) for axes in flips]
+        members = [self.preprocessor.finish_prediction(sample, m, True) for m in maps]
+        return np.mean(maps, axis=0, dtype=np.float32), members
+
     def predict(self, sample_list: Sequence[Any], return_output: bool = False,
                 activation_output: bool = False, tta: bool | None = None,
-                instances: Any = False) -> list[Any] | None:
+                instances: Any = False, uncertainty: bool = False,
+                review_threshold: Any = None) -> list[Any] | None:
         """Predict cases, in their original image space.
 
         Args:
@@ -283,14 +314,24 @@ class Neural_Network(Model):
                 :class:`~miseg.processing.instances.InstanceSegmenter`. They are written
                 next to the semantic output (``<index>.instances.<ext>`` and
                 ``<index>.instances.tsv``, see ``save_instances`` of the interface).
+            uncertainty: Also measure the uncertainty (:mod:`miseg.evaluation.uncertainty`)
+                from the mirrored predictions, which are then always used (the un-mirrored
+                input and one mirror per spatial axis are the "members"). Writes
+                ``<index>.entropy.nii.gz`` and ``<index>.variance.nii.gz`` (the interface's
+                float format) and ``<output_path>/uncertainty.tsv``.
+            review_threshold: The review rule of the uncertainty table: a calibration file,
+                a ``ReviewRule``, a threshold on ``member_dice``, or ``None`` (default rule);
+                see :func:`~miseg.evaluation.uncertainty.load_review_rule`.
 
         Returns:
             With ``return_output``, one array per case: labels ``(x, y[, z])`` or
             probabilities ``(x, y[, z], classes)``; with ``instances`` a
-            ``(prediction, Instances)`` pair per case.
+            ``(prediction, Instances)`` pair per case; with ``uncertainty`` a
+            ``CaseUncertainty`` is appended to the tuple.
         """
         from miseg.processing.instances import resolve_segmenter
 
+        started = time.perf_counter()
         segmenter = resolve_segmenter(instances)
         self._check_channels()
         self._check_indices(sample_list)
@@ -299,12 +340,20 @@ class Neural_Network(Model):
             from miseg.processing.instances import check_instance_output
 
             check_instance_output(pp.data_io.interface)  # fail before any prediction is written
-        flips = self._flips(self.tta if tta is None else tta)
+        recorder = None
+        if uncertainty:
+            from miseg.evaluation.uncertainty import UncertaintyRecorder
+
+            recorder = UncertaintyRecorder(pp.data_io, review_threshold)
+        flips = self._flips(True if recorder is not None else (self.tta if tta is None else tta))
         results = []
         for index in _progress(sample_list, "Predicting"):
             sample = pp.load_sample(index, training=False)
             plan = pp.prediction_plan(sample, self._divisor())
-            probabilities = self._predict_probabilities(plan, flips)
+            if recorder is None:
+                probabilities = self._predict_probabilities(plan, flips)
+            else:
+                probabilities, members = self._mirrored_members(sample, plan, flips)
             prediction = pp.finish_prediction(sample, probabilities, activation_output)
             if self.keep_largest_component and not activation_output:
                 from miseg.processing.postprocessing import keep_largest_component
@@ -316,8 +365,13 @@ class Neural_Network(Model):
 
                 original, found = predicted_instances(pp, sample, probabilities, prediction,
                                                       activation_output, segmenter)
+            measured = None
+            if recorder is not None:
+                labels = np.argmax(prediction, axis=-1) if activation_output else prediction
+                measured = recorder.measure(index, members, labels)
+            extras = tuple(x for x in (found, measured) if x is not None)
             if return_output:
-                results.append(prediction if found is None else (prediction, found))
+                results.append((prediction, *extras) if extras else prediction)
                 continue
             if found is not None:
                 from miseg.processing.instances import check_instance_capacity, save_instances
@@ -327,6 +381,14 @@ class Neural_Network(Model):
             pp.data_io.save_prediction(sample)
             if found is not None:
                 save_instances(pp.data_io.interface, original, found, pp.data_io.output_path)
+            if measured is not None:
+                recorder.save_maps(sample, measured)
+        if recorder is not None and not return_output:
+            recorder.write_table()
+        if not return_output:  # <output_path>/manifest.json
+            from miseg.utils.manifest import write_prediction_manifest
+
+            write_prediction_manifest(self, sample_list, time.perf_counter() - started)
         return results if return_output else None
 
     def predict_augmentated(self, sample_index: Any) -> list[np.ndarray]:
@@ -349,6 +411,7 @@ class Neural_Network(Model):
     def reset_weights(self) -> None:
         """Restore the initial weights (optimizer state is kept; use ``reset`` for both)."""
         self.model.set_weights(self.initialization_weights)
+        self.training_manifest = None  # the weights no longer come from that run
 
     def reset(self) -> None:
         """Restore the initial weights and start a fresh optimizer."""
@@ -404,6 +467,9 @@ class Neural_Network(Model):
         suffix = os.path.splitext(path)[1]
         with atomic_path(path, suffix=suffix) as tmp:
             self.model.save(tmp)
+        from miseg.utils.manifest import write_model_manifest
+
+        write_model_manifest(self, path)
         return path
 
     def load(self, file_path: str, custom_objects: dict | None = None) -> None:
@@ -436,6 +502,32 @@ class Neural_Network(Model):
         self.model = model
         self._compile()
         self.initialization_weights = self.model.get_weights()
+        self._loaded_from = path
+        from miseg.utils.manifest import read_model_manifest
+
+        self.training_manifest = read_model_manifest(path)
+
+    def export(self, path: str, format: str = "savedmodel", *, allow_untrained: bool = False,
+               overwrite: bool = False, opset: int | None = None, verify: bool = True) -> Any:
+        """Export for inference outside miseg, with the preprocessing plan (JSON) beside it.
+
+        Args:
+            path: A SavedModel folder, or an ``.onnx``/``.keras`` file.
+            format: ``"savedmodel"`` (TF Serving), ``"onnx"`` (tf2onnx; run with
+                onnxruntime) or ``"keras"``.
+            allow_untrained: Export a network that was never trained or loaded.
+            overwrite: Replace an earlier export at ``path``.
+            opset: ONNX opset (default: tf2onnx's).
+            verify: Compare the exported model's output with Keras on a random patch.
+
+        Returns:
+            An ``ExportResult`` (``model_path``, ``plan_path``, ``format``); see
+            :func:`miseg.neural_network.export.export_network` and the plan's schema there.
+        """
+        from miseg.neural_network.export import export_network
+
+        return export_network(self, path, format, allow_untrained=allow_untrained, overwrite=overwrite,
+                              opset=opset, verify=verify)
 
 
 def _stored_model(path: str) -> str:

@@ -349,12 +349,17 @@ def test_train_predict_evaluate_round_trip(kits, tmp_path, capsys):
     assert list(history["epoch"]) == [1] and "loss" in history.columns
     recorded = load_config(model_config_path(str(model)))
     assert recorded["preprocessing"]["patch_shape"] == [16, 16, 16] and recorded["training"]["seed"] == 3
+    with open(tmp_path / "run" / "model.manifest.json") as handle:  # provenance next to the model
+        manifest = json.load(handle)
+    assert manifest["kind"] == "training" and manifest["config"]["training"] == recorded["training"]
+    assert manifest["cases"]["training"] == ["case_00000", "case_00001", "case_00002"]
+    assert manifest["stages"]["training"] > 0 and manifest["model_file"] == "model.keras"
 
     predictions = tmp_path / "predictions"
     code, out, err = _run(capsys, ["predict", kits, "-m", str(model), "-o", str(predictions)])
     assert code == 0, err
     files = sorted(os.listdir(predictions))
-    assert files == [f"case_0000{i}.nii.gz" for i in range(4)]  # the unlabelled case too
+    assert files == [f"case_0000{i}.nii.gz" for i in range(4)] + ["manifest.json"]  # the unlabelled case too
     source = nib.load(os.path.join(kits, "case_00003", "imaging.nii.gz"))
     pred = nib.load(predictions / "case_00003.nii.gz")
     assert pred.shape == source.shape and np.allclose(pred.affine, source.affine)
@@ -386,7 +391,7 @@ def test_train_predict_evaluate_round_trip(kits, tmp_path, capsys):
     code, out, err = _run(capsys, ["predict", str(unlabelled), "-m", str(model), "-o", str(tmp_path / "p_new"),
                                    "--tta"])
     assert code == 0, err
-    assert os.listdir(tmp_path / "p_new") == ["case_00000.nii.gz"]
+    assert sorted(os.listdir(tmp_path / "p_new")) == ["case_00000.nii.gz", "manifest.json"]
 
     code, _, err = _run(capsys, ["predict", kits, "-m", str(model), "-o", str(tmp_path / "p2"), "--format", "seg"])
     assert code == 2 and "needs DICOM data" in err
@@ -485,7 +490,7 @@ def test_dicom_train_and_predict_rtstruct(tmp_path, capsys):
     code, _, err = _run(capsys, ["predict", str(data), "-m", str(model), "-o", str(out_dir), "--format", "rtstruct",
                                  "--cases", "patient_1"])
     assert code == 0, err
-    assert sorted(os.listdir(out_dir)) == ["patient_1.rtstruct.dcm"]
+    assert sorted(os.listdir(out_dir)) == ["manifest.json", "patient_1.rtstruct.dcm"]
     import pydicom
 
     ds = pydicom.dcmread(out_dir / "patient_1.rtstruct.dcm")

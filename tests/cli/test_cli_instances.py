@@ -40,6 +40,7 @@ def test_predict_instances_writes_maps_and_tables(tmp_path, capsys):
     assert code == 0, captured.err
     assert "instance maps and tables" in captured.out
     expected = {f"{c}{suffix}" for c in cases for suffix in (".png", ".instances.png", ".instances.tsv")}
+    expected.add("manifest.json")
     assert set(os.listdir(out)) == expected
     for case in cases:
         with Image.open(out / f"{case}.png") as img:

@@ -284,6 +284,26 @@ def test_best_checkpoint_writes_keras_and_miscnn_hdf5_files(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["notes.txt"]
 
 
+def test_an_unwritable_hdf5_copy_warns_and_keeps_the_keras_model(tmp_path, monkeypatch):
+    from miseg.evaluation import _model_files
+
+    real_save = _model_files.save_keras_model
+
+    def keras_only(model, path):  # e.g. a custom layer that legacy HDF5 cannot store
+        if path.endswith(".hdf5"):
+            raise ValueError("layer not supported by HDF5")
+        return real_save(model, path)
+
+    monkeypatch.setattr(_model_files, "save_keras_model", keras_only)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    with pytest.warns(UserWarning, match="model.hdf5.*not supported by HDF5"):
+        written = _model_files.save_model_files(model, [str(tmp_path / n) for n in _folds.FOLD_MODEL_FILES])
+    assert written == [str(tmp_path / "model.keras")]
+    assert _folds.fold_model_files(str(tmp_path)) == ["model.keras"]
+    with pytest.raises(ValueError, match="not supported"):  # the required file never fails quietly
+        _model_files.save_model_files(model, [str(tmp_path / "first.hdf5"), str(tmp_path / "b.keras")])
+
+
 def test_seed_is_validated_and_stored_plain(tmp_path):
     path = str(tmp_path / "e")
     first = split_folds(CASES, k_fold=2, evaluation_path=path, seed=np.int64(2))

@@ -264,6 +264,8 @@ def test_miscnn_style_user_model_as_a_group_member(tmp_path):
     assert histories[0] == {"loss": [0.5, 0.5], "val_loss": [1.0, 1.0]}
     assert json.load(open(tmp_path / "evaluation" / "group_1" / "cut.json")) == {"cut": pytest.approx(0.8)}
     assert (tmp_path / "evaluation" / "group_1" / "history.tsv").is_file()
+    users.train(CASES, epochs=1)  # each member reset, trained and dumped into its group_<i>
+    assert json.load(open(tmp_path / "predictions" / "group_0" / "cut.json")) == {"cut": pytest.approx(0.5)}
     with pytest.raises(ConfigurationError, match="IntensityModel.evaluate has no class_weight"):
         group.evaluate(CASES[:3], CASES[3:], epochs=1, class_weight={0: 1.0, 1: 2.0, 2: 2.0},
                        evaluation_path=str(tmp_path / "weighted"))

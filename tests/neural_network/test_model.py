@@ -127,7 +127,7 @@ def test_extensionless_dump_is_a_folder_like_miscnns_savedmodel(tmp_path):
     assert target.is_dir() and written == str(target / "model.keras")
     (target / "notes.txt").write_text("mine")
     nn.dump(str(target))  # dumping again replaces the model, other files stay
-    assert sorted(p.name for p in target.iterdir()) == ["model.keras", "notes.txt"]
+    assert sorted(p.name for p in target.iterdir()) == ["model.keras", "model.manifest.json", "notes.txt"]
     # Earlier miseg versions wrote <path>.keras for an extension-less path: still read.
     nn.dump(str(tmp_path / "older.keras"))
     for path in (target, tmp_path / "older"):
