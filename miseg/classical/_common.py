@@ -140,6 +140,48 @@ def largest_component(mask: np.ndarray) -> np.ndarray:
     return labels == int(np.argmax(sizes))
 
 
+def component_seeds(mask: np.ndarray, spacing: Sequence[float], min_share: float = 0.2,
+                    max_seeds: int | None = None) -> list[tuple[int, ...]]:
+    """One seed per large connected component (full connectivity) of a boolean mask.
+
+    The components with at least ``min_share`` of the largest one's voxels (at most
+    ``max_seeds`` of them, largest first) are each seeded at their deepest voxel (in mm), so
+    small specks (noise, partial-volume rims) get no seed. Empty for an empty mask.
+    """
+    if not mask.any():
+        return []
+    import cc3d
+
+    components = cc3d.connected_components(mask.astype(np.uint8), connectivity=26 if mask.ndim == 3 else 8)
+    sizes = np.bincount(components.ravel())
+    sizes[0] = 0
+    order = [int(k) for k in np.argsort(sizes, kind="stable")[::-1] if sizes[k] > 0
+             and sizes[k] >= min_share * sizes.max()]
+    if max_seeds is not None:
+        order = order[:max_seeds]
+    return [deepest_voxel(components == k, spacing) for k in order]
+
+
+def learned_windows(values: Sequence[np.ndarray], bins: int = 256,
+                    classes: Sequence[int] | None = None) -> dict[str, list[float]]:
+    """The Dice-optimal intensity window ``[low, high]`` per foreground class (JSON-ready keys);
+    classes without training voxels are left out."""
+    windows = {}
+    for c in (range(1, len(values)) if classes is None else classes):
+        if 0 < c < len(values) and values[c].size:
+            rest = np.concatenate([values[k] for k in range(len(values)) if k != c])
+            windows[str(c)] = [float(v) for v in dice_optimal_window(values[c], rest, bins)]
+    return windows
+
+
+def points_mask(points: Sequence[Sequence[int]], shape: tuple[int, ...]) -> np.ndarray:
+    """A boolean mask of ``shape`` marking voxel coordinates."""
+    mask = np.zeros(shape, bool)
+    for point in points:
+        mask[tuple(int(i) for i in point)] = True
+    return mask
+
+
 def deepest_voxel(mask: np.ndarray, spacing: Sequence[float]) -> tuple[int, ...]:
     """The voxel of ``mask`` farthest (in mm) from its border."""
     from scipy.ndimage import distance_transform_edt

@@ -49,6 +49,13 @@ class Neural_Network(Model):
     Attributes:
         verbose: Keras ``fit`` verbosity (``"auto"``, 0, 1 or 2); the environment variable
             ``MISEG_QUIET`` silences training output and progress bars.
+        run_config: The run config recorded in manifests (``miseg`` commands set it).
+        hash_inputs: Manifests record the SHA-256 of every input file (default: size and
+            modification time only).
+        training_manifest: Provenance of the current weights (see
+            :mod:`miseg.utils.manifest`): the last ``train``/``evaluate`` run, or the
+            manifest of the loaded model; :meth:`dump` writes it to
+            ``<model>.manifest.json`` and ``predict`` writes ``<output_path>/manifest.json``.
 
     Example:
         >>> model = Neural_Network(preprocessor=pp, architecture=UNet_standard(depth=3))

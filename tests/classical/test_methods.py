@@ -55,6 +55,7 @@ def noisy_disk():
 # ------------------------------------------------------------------------------ registry
 def test_registry_lists_every_method_and_configs_round_trip(noisy_disk):
     assert method_names() == sorted(["threshold", "otsu", "multi_otsu", "hysteresis", "region_growing",
+                                     "threshold_region_growing",
                                      "watershed", "distance_watershed", "graph_cut"])
     with pytest.raises(ConfigurationError, match="Unknown classical method 'nope'"):
         get_method("nope")
@@ -175,6 +176,54 @@ def test_confidence_connected_and_unattended_seeds_3d():
     other = sample(other_truth * 1.0 + rng.normal(0, 0.15, truth.shape), other_truth)
     fitted = RegionGrowing().fit([case])
     assert dice(fitted.predict(other) == 1, other_truth) > 0.95
+
+
+def test_unattended_region_growing_seeds_a_rare_bright_class():
+    # class 1 (a small ball at 1.0) is 0.5 % of the voxels; the background mixes 0.0 and a
+    # large bright slab at 3.0, so its Gaussian is wide and, with its 99.5 % prior, the most
+    # probable class everywhere: the model-based seed region of class 1 is empty
+    rng = np.random.default_rng(11)
+    cases, truths = [], []
+    for center in ((8, 10, 12), (11, 9, 9)):
+        truth = ball((24, 24, 24), center, 2.5)
+        image = np.where(truth, 1.0, 0.0)
+        image[:, :, 18:] = 3.0
+        cases.append(sample(image + rng.normal(0, 0.05, image.shape), truth))
+        truths.append(truth)
+    assert truths[1].mean() < 0.01
+    for seeding in ("window", "model"):          # "model" falls back to the window seeds
+        method = RegionGrowing(seeding=seeding).fit([cases[0]])
+        seeds = method.seeds(cases[1])
+        assert len(seeds.get(1, [])) == 1 and truths[1][seeds[1][0]], seeds
+        assert dice(method.predict(cases[1]) == 1, truths[1]) > 0.9
+    lo, hi = method.get_state()["windows"]["1"]
+    assert 0.1 < lo < 1.0 < hi < 2.0
+    with pytest.raises(ConfigurationError, match="seeding="):
+        RegionGrowing(seeding="random")
+
+
+def test_threshold_region_growing_grows_only_seeded_window_components():
+    image = np.zeros((32, 32), np.float32)
+    big, small = ball((32, 32), (10, 10), 6), ball((32, 32), (25, 25), 2)
+    image[big | small] = 1.0
+    truth = big | small
+    case = sample(image, truth)
+    method = get_method("threshold_region_growing")(windows=(0.5, 1.5))
+    assert not method.learns
+    assert method.seeds(case) == {1: [(10, 10)]}                  # the speck is < 20 % of the disk
+    np.testing.assert_array_equal(method.predict(case) == 1, big)
+    np.testing.assert_array_equal(method.predict(case, seeds=[(25, 25)]) == 1, small)
+    both = get_method("threshold_region_growing")(min_share=0.0).fit([case])
+    np.testing.assert_array_equal(both.predict(case) == 1, truth)
+    ring = sample(np.where(ball((32, 32), (16, 16), 8) & ~ball((32, 32), (16, 16), 4), 1.0, 0.0))
+    filled = get_method("threshold_region_growing")(windows=(0.5, 1.5), fill_holes=True).predict(ring)
+    np.testing.assert_array_equal(filled == 1, ball((32, 32), (16, 16), 8))
+    with pytest.raises(ModelError, match="not been fitted"):
+        get_method("threshold_region_growing")().predict(case)
+    with pytest.raises(ConfigurationError, match="classes"):
+        get_method("threshold_region_growing")(classes=[0])
+    with pytest.raises(ConfigurationError, match=r"classes \[2\] asked"):
+        get_method("threshold_region_growing")(classes=[2]).fit([case])
 
 
 def test_bad_seeds_are_refused_with_the_case_named():

@@ -25,7 +25,6 @@ from miseg.utils.manifest import (
     RunManifest,
     case_files,
     check_model_data,
-    file_record,
     git_commit,
     input_records,
     model_manifest_path,
