@@ -63,6 +63,11 @@ class RegionGrowing(ClassicalMethod):
     Either way, when the first rule finds nothing for a class the other one is tried; a
     class for which both find nothing is not grown.
 
+    The growth window stays ``mean ± multiplier * std`` of the class (unless ``lower`` /
+    ``upper`` are given), which is wide for a class that is not one Gaussian; to grow inside
+    the learned Dice-optimal window instead (thresholding + region growing), use
+    :class:`~miseg.classical.ThresholdRegionGrowing` (``"threshold_region_growing"``).
+
     Args:
         criterion: ``"connected_threshold"`` or ``"confidence_connected"``.
         lower: Lower intensity bound (connected threshold); ``None``: learned.

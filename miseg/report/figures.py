@@ -59,7 +59,7 @@ def curves_figure(histories: Sequence[tuple[str, Mapping[str, Sequence[float]]]]
     from matplotlib import colormaps
 
     palette = colormaps["tab10"]
-    fig = _figure(3.6 * len(names), 3.0)
+    fig = _figure(4.4 * len(names), 3.3)
     fig.subplots_adjust(left=0.25 / len(names) + 0.04, right=0.98, bottom=0.16, top=0.88,
                         wspace=0.3)
     for panel, name in enumerate(names):

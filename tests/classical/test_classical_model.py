@@ -199,3 +199,18 @@ def test_evaluate_method_cross_validates(nifti_data, tmp_path, capsys):
     assert {"fold_0", "fold_1", "detailed_validation.tsv", "run.config.yaml"} <= set(os.listdir(out))
     assert json.load(open(os.path.join(out, "fold_1", "model.json")))["method"] == "otsu"
     assert main(["-q", "evaluate", nifti_data, "--method", "nope", "-o", out]) == 2
+
+
+def test_evaluate_threshold_region_growing(nifti_data, tmp_path, capsys):
+    out = str(tmp_path / "trg")
+    code = main(["-q", "evaluate", nifti_data, "--method", "threshold_region_growing", "--method-option",
+                 "fill_holes=true", "--k-fold", "2", "--seed", "0", "--no-figures", "-o", out])
+    assert code == 0, capsys.readouterr().err
+    stored = json.load(open(os.path.join(out, "fold_0", "model.json")))
+    assert stored["method"] == "threshold_region_growing" and stored["config"]["fill_holes"] is True
+    low, high = stored["state"]["windows"]["1"]                # in the preprocessed (z-scored) intensities
+    assert 0 < low < high
+    import pandas as pd
+
+    table = pd.read_csv(os.path.join(out, "detailed_validation.tsv"), sep="\t")
+    assert len(table) == 4 and table["dice_class-1"].mean() > 0.8
