@@ -32,6 +32,7 @@ test: $(VENV)/.installed-test
 		export DEBIAN_FRONTEND=noninteractive; apt-get install -y chromium >/dev/null 2>&1 || (apt-get update >/dev/null 2>&1 && \
 		apt-get install -y chromium >/dev/null 2>&1) || \
 		echo "make test: could not install chromium; the report's browser test will not run"; fi
+	$(BIN)/python -m ruff check .
 	$(BIN)/python -m pytest -q
 
 # The long end-to-end runs (`@pytest.mark.slow`); .ci/run runs them after `make test`.

@@ -37,6 +37,7 @@ setup(
     extras_require={
         "test": [
             "pytest>=7.4",
+            "ruff>=0.6",
             "nilearn==0.14.1",
             "dask[distributed]>=2024.1",
             "nbformat>=5.9",

@@ -10,7 +10,6 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("MISEG_QUIET", "1")
 
-import numpy as np
 
 from miseg import Data_Augmentation, Data_IO, Preprocessor
 from miseg.data_loading.interfaces import NIFTI_interface

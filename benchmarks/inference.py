@@ -12,7 +12,6 @@ Run: ``python benchmarks/inference.py``.
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 

@@ -30,9 +30,11 @@ def main(argv=None):
     parser.add_argument("--workdir", default="brain_mni152_output", help="folder for data, model and outputs")
     args = parser.parse_args(argv)
     if args.tiny:
-        downsample, patch, net, epochs, iterations, workers = 8, (16, 16, 16), UNet_standard(n_filters=4, depth=2), 1, 2, 0
+        downsample, patch, epochs, iterations, workers = 8, (16, 16, 16), 1, 2, 0
+        net = UNet_standard(n_filters=4, depth=2)
     else:
-        downsample, patch, net, epochs, iterations, workers = 2, (64, 64, 64), UNet_standard(n_filters=16, depth=4), 60, 100, 2
+        downsample, patch, epochs, iterations, workers = 2, (64, 64, 64), 60, 100, 2
+        net = UNet_standard(n_filters=16, depth=4)
 
     data_path = os.path.join(args.workdir, "mni152")
     write_mni152_dataset(data_path, downsample=downsample)

@@ -60,6 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import nibabel as nib
     import numpy as np
     import pandas as pd
+    import tensorflow as tf
 
     from miseg import Data_Augmentation, Data_IO, Neural_Network, Preprocessor
     from miseg.data_loading.interfaces import NIFTI_interface
@@ -71,8 +72,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     from miseg.neural_network.metrics import dice_crossentropy, dice_soft
     from miseg.processing.subfunctions import Clipping, Normalization
     from miseg.utils.plotting import plot_case_overlays, plot_metric_boxplots
-
-    import tensorflow as tf
 
     tf.get_logger().setLevel("ERROR")
     start = time.time()

@@ -24,7 +24,8 @@ EXAMPLES = os.path.join(ROOT, "examples")
 
 # script -> (files that must exist below the working directory, text that must be printed)
 EXPECTED = {
-    "quickstart_kits.py": (["quickstart_kits_output/model.keras", "quickstart_kits_output/predictions/case_00003.nii.gz"],
+    "quickstart_kits.py": (["quickstart_kits_output/model.keras",
+                            "quickstart_kits_output/predictions/case_00003.nii.gz"],
                            "Dice on case_00002"),
     "image_folder_2d.py": (["image_folder_2d_output/model.keras", "image_folder_2d_output/overlay.png",
                             "image_folder_2d_output/predictions/case_00003.png"], "Dice on case_00003"),

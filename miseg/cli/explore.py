@@ -166,7 +166,8 @@ class DatasetExploration:
                 "min": _num(c.intensity.get("min")),
                 "max": _num(c.intensity.get("max")),
                 "mean": _num(c.intensity.get("mean")),
-                "labels": " ".join(map(str, c.labels)) if c.labels_read else ("unread" if c.has_segmentation else "none"),
+                "labels": (" ".join(map(str, c.labels)) if c.labels_read
+                           else ("unread" if c.has_segmentation else "none")),
                 "fg %": f"{100 * fg / total:.2f}" if total and fg_classes else "-",
                 "problems": str(len(c.problems)) if c.problems else "",
             })
@@ -216,7 +217,8 @@ class DatasetExploration:
             lines.append(
                 "Class frequencies: " + "  ".join(f"{k}: {100 * v:.3g}%" for k, v in frequencies.items())
             )
-        classes = self.classes if self.classes is not None else (max(self.label_values) + 1 if self.label_values else None)
+        inferred = max(self.label_values) + 1 if self.label_values else None
+        classes = self.classes if self.classes is not None else inferred
         source = "declared" if self.classes is not None else "inferred from the labels"
         if classes is not None:
             lines.append(f"Classes: {classes} ({source})")

@@ -15,6 +15,7 @@ Every generator takes a ``seed`` and is deterministic for it.
 
 from miseg.datasets.images2d import CELL_CLASSES, make_2d_phantom, write_image_dataset
 from miseg.datasets.kits import KITS_CLASSES, make_kits_phantom, write_kits_dataset
+from miseg.datasets.mni152 import MNI152_CLASSES, MNI152_FILES, load_mni152, write_mni152_dataset
 from miseg.datasets.nuclei import (
     NUCLEI_CLASSES,
     load_nuclei_instances,
@@ -23,7 +24,6 @@ from miseg.datasets.nuclei import (
     write_nuclei_dataset,
     write_stardist_nuclei_dataset,
 )
-from miseg.datasets.mni152 import MNI152_CLASSES, MNI152_FILES, load_mni152, write_mni152_dataset
 
 __all__ = [
     "make_kits_phantom",

@@ -28,14 +28,16 @@ def _check_geometry(shape: Sequence[int], spacing: Sequence[float]) -> tuple[tup
 
 def _rotation(rng: np.random.Generator, max_tilt_deg: float, max_turn_deg: float) -> np.ndarray:
     """Rotation: a tilt in the (axis 0, axis 2) plane, then a turn in the (axis 1, axis 2) plane."""
-    tilt, turn = np.deg2rad(rng.uniform(-max_tilt_deg, max_tilt_deg)), np.deg2rad(rng.uniform(-max_turn_deg, max_turn_deg))
+    tilt = np.deg2rad(rng.uniform(-max_tilt_deg, max_tilt_deg))
+    turn = np.deg2rad(rng.uniform(-max_turn_deg, max_turn_deg))
     ct, st, cu, su = np.cos(tilt), np.sin(tilt), np.cos(turn), np.sin(turn)
     tilt_m = np.array([[ct, 0.0, -st], [0.0, 1.0, 0.0], [st, 0.0, ct]])
     turn_m = np.array([[1.0, 0.0, 0.0], [0.0, cu, -su], [0.0, su, cu]])
     return turn_m @ tilt_m
 
 
-def _ellipsoid(grid: Sequence[np.ndarray], centre: np.ndarray, semi_axes: np.ndarray, rotation: np.ndarray) -> np.ndarray:
+def _ellipsoid(grid: Sequence[np.ndarray], centre: np.ndarray, semi_axes: np.ndarray,
+               rotation: np.ndarray) -> np.ndarray:
     """Normalised radius ``q`` (``q <= 1`` inside) of a rotated ellipsoid on a broadcast mm grid."""
     d = [g - c for g, c in zip(grid, centre)]
     q = np.zeros(np.broadcast_shapes(*(x.shape for x in d)), dtype=np.float32)

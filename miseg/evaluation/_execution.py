@@ -162,6 +162,7 @@ class FoldTask:
     metrics: Any
     class_weight: Any
     extra: dict = field(default_factory=dict)
+    detail_options: dict = field(default_factory=dict)
 
 
 def run_fold_task(task: FoldTask) -> dict:
@@ -172,7 +173,7 @@ def run_fold_task(task: FoldTask) -> dict:
         epochs=task.epochs, iterations=task.iterations, callbacks=task.callbacks,
         save_models=task.save_models, draw_figures=task.draw_figures,
         run_detailed_evaluation=task.run_detailed_evaluation, metrics=task.metrics,
-        class_weight=task.class_weight, extra=task.extra,
+        class_weight=task.class_weight, extra=task.extra, detail_options=task.detail_options,
     )
     return {"fold": task.fold, "history": history}
 
@@ -193,6 +194,7 @@ def execute_fold(
     class_weight: Any = None,
     extra: dict | None = None,
     keep: Sequence[str] = (),
+    detail_options: dict | None = None,
 ) -> dict[str, list[float]]:
     """Train ``model`` from its initial state on one fold and write every result, marker last.
 
@@ -200,6 +202,8 @@ def execute_fold(
     ``val_loss`` model, the final weights when no epoch improved), ``validation.*.png`` and
     the detailed-validation tables as asked, then ``.complete``. ``keep`` names files of
     another run in ``directory`` that the clean-up of an unfinished run must leave alone.
+    ``detail_options`` are passed to :func:`detailed_validation` (e.g. ``uncertainty``,
+    ``instances``).
 
     Returns:
         The fold's history dict.
@@ -235,7 +239,8 @@ def execute_fold(
         from miseg.evaluation.detailed_validation import detailed_validation
 
         started = time.perf_counter()
-        detailed_validation(validation, model, directory, metrics=metrics, draw_figures=draw_figures)
+        detailed_validation(validation, model, directory, metrics=metrics, draw_figures=draw_figures,
+                            **(detail_options or {}))
         stages["evaluation"] = round(time.perf_counter() - started, 4)
         files.extend([_folds.DETAILED_FILE, _folds.DETAILED_LONG_FILE, _folds.DETAILED_SUMMARY_FILE])
         if draw_figures:

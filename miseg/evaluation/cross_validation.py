@@ -54,6 +54,8 @@ def cross_validation(
     executor: concurrent.futures.Executor | None = None,
     metrics: Iterable[str] | None = None,
     class_weight: Any = None,
+    uncertainty: bool = False,
+    instances: Any = False,
 ) -> list[dict] | None:
     """Train and validate ``model`` on ``k_fold`` folds of ``sample_list``.
 
@@ -96,6 +98,12 @@ def cross_validation(
             once: TensorFlow in forked workers hangs.
         metrics: Metric names of the detailed evaluation (``None``: its defaults).
         class_weight: Passed to ``model.evaluate``.
+        uncertainty: With ``run_detailed_evaluation``, score each validation case's
+            uncertainty (``detailed_validation(..., uncertainty=True)``) and calibrate the
+            review threshold on all folds into ``<evaluation_path>/uncertainty_calibration.json``
+            (for ``predict(review_threshold=...)`` / ``miseg predict --review-threshold``).
+        instances: With ``run_detailed_evaluation``, add instance metrics to the fold tables
+            (``True`` or an ``InstanceSegmenter``; see ``detailed_validation``).
 
     Returns:
         With ``return_output``, one history dict per fold (folds finished by an earlier run
@@ -118,6 +126,7 @@ def cross_validation(
 
         resolve_detailed_metrics(metrics)
     _execution.check_executor(executor, "cross_validation")
+    detail_options = _detail_options(run_detailed_evaluation, uncertainty, instances)
     if model is not None:
         from miseg.multi_model._calls import check_class_weight
 
@@ -134,7 +143,7 @@ def cross_validation(
     settings = dict(
         epochs=epochs, iterations=iterations, callbacks=callbacks, save_models=save_models,
         draw_figures=draw_figures, run_detailed_evaluation=run_detailed_evaluation,
-        metrics=metrics, class_weight=class_weight,
+        metrics=metrics, class_weight=class_weight, detail_options=detail_options,
     )
     histories: dict[int, dict] = {}
     folds = [(_folds.fold_dir(evaluation_path, f), tr, va) for f, (tr, va) in enumerate(splits)]
@@ -159,6 +168,11 @@ def cross_validation(
         ordered = [histories[fold] for fold in range(k_fold)]
         with run.stage("summary"):
             _summarise(ordered, model, evaluation_path, k_fold, draw_figures, run_detailed_evaluation)
+            if uncertainty:
+                from miseg.evaluation.uncertainty import calibrate_from_tables
+
+                calibrate_from_tables([_folds.fold_dir(evaluation_path, f) for f in range(k_fold)],
+                                      output=evaluation_path)
     if draw_figures:
         _write_report(evaluation_path)
     return ordered if return_output else None
@@ -174,6 +188,23 @@ def _write_report(evaluation_path: str) -> None:
         warnings.warn(f"cross_validation: the HTML report of {evaluation_path!r} could not be written "
                       f"({type(exc).__name__}: {exc}); run `miseg report {evaluation_path}` to retry.",
                       UserWarning, stacklevel=3)
+
+
+def _detail_options(detailed: bool, uncertainty: bool, instances: Any) -> dict:
+    """The extra ``detailed_validation`` options of each fold, checked before any training."""
+    options: dict[str, Any] = {}
+    if uncertainty:
+        options["uncertainty"] = True
+    if instances is not False and instances is not None:
+        options["instances"] = instances
+    if options and not detailed:
+        raise ConfigurationError(
+            "cross_validation: uncertainty= and instances= are part of the detailed evaluation; "
+            "pass run_detailed_evaluation=True."
+        )
+    if len(options) == 2:
+        raise ConfigurationError("cross_validation: uncertainty and instances cannot be combined.")
+    return options
 
 
 def _check_training(epochs: Any, iterations: Any) -> tuple[int, int | None]:

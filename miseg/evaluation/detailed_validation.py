@@ -193,7 +193,6 @@ def detailed_validation(
         >>> table.groupby("class")["dice"].mean()
     """
     from miseg.evaluation.reports import metrics_table, summary_table, wide_table, write_table
-
     from miseg.processing.instances import resolve_segmenter
 
     names = resolve_detailed_metrics(metrics)

@@ -37,7 +37,6 @@ from miseg.data_loading.data_io import check_label_range
 from miseg.data_loading.sample import Sample
 from miseg.data_loading.serialization import load_sample, save_sample
 from miseg.errors import ConfigurationError, DataError
-from miseg.processing.batch_creation import create_batches
 from miseg.processing.sampling import choose_center, class_locations, extract_region
 from miseg.processing.subfunctions.abstract_subfunction import call_postprocessing
 from miseg.utils.fileio import safe_filename
@@ -159,7 +158,8 @@ class Preprocessor:
         self.patchwise_skip_blanks = patchwise_skip_blanks
         self.patchwise_skip_class = patchwise_skip_class
         self.patchwise_overlap = patchwise_overlap
-        if patches_per_sample is not None and (not isinstance(patches_per_sample, (int, np.integer)) or patches_per_sample < 1):
+        valid_count = isinstance(patches_per_sample, (int, np.integer)) and patches_per_sample >= 1
+        if patches_per_sample is not None and not valid_count:
             raise ConfigurationError(f"patches_per_sample must be a positive int, got {patches_per_sample!r}.")
         self._patches_per_sample = patches_per_sample
         if not 0.0 <= foreground_oversampling <= 1.0:

@@ -355,7 +355,8 @@ def render_report(contents: EvaluationContents, title: str | None = None) -> str
 </head>
 <body>
 <header><h1>{escape(title)}</h1>
-<p class="meta">Folder: <code>{escape(contents.directory)}</code> &middot; written {escape(stamp)} by miseg {escape(__version__)}</p>
+<p class="meta">Folder: <code>{escape(contents.directory)}</code> &middot;
+written {escape(stamp)} by miseg {escape(__version__)}</p>
 <nav>{nav}</nav></header>
 {body}
 <script>{_JS}</script>

@@ -9,8 +9,6 @@ from conftest import MemoryIO
 
 from miseg.data_loading.data_io import Data_IO, backup_evaluation, backup_history, create_directories
 from miseg.data_loading.sample import Sample
-from miseg.evaluation.metrics import case_metrics
-from miseg.processing.preprocessor import Preprocessor
 from miseg.errors import (
     ConfigurationError,
     DataError,
@@ -19,6 +17,8 @@ from miseg.errors import (
     ShapeMismatchError,
     UnsafeIndexError,
 )
+from miseg.evaluation.metrics import case_metrics
+from miseg.processing.preprocessor import Preprocessor
 
 
 def _volume(seed=0, shape=(8, 8, 8)):

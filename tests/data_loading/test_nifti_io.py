@@ -225,7 +225,8 @@ def test_save_prediction_geometry_dtype_roundtrip(kits, tmp_path):
 def test_save_prediction_copies_sform_only_codes(tmp_path):
     affine = np.diag([2.0, 2.0, 2.0, 1.0])
     affine[:3, 3] = (-98, -134, -72)
-    _write(tmp_path / "in" / "brain" / "imaging.nii.gz", np.ones((4, 5, 6), np.uint8), affine, qform_code=0, sform_code=2)
+    _write(tmp_path / "in" / "brain" / "imaging.nii.gz", np.ones((4, 5, 6), np.uint8), affine,
+           qform_code=0, sform_code=2)
     interface = NIFTI_interface()
     interface.initialize(str(tmp_path / "in"))
     interface.save_prediction(_label_sample("brain", np.ones((4, 5, 6))), str(tmp_path / "out"))

@@ -16,14 +16,13 @@ import pytest
 from miseg.data_loading.data_io import Data_IO
 from miseg.data_loading.interfaces import Dictionary_interface
 from miseg.errors import ConfigurationError, DataNotFoundError
-from miseg.evaluation import _folds
+from miseg.evaluation import _folds, cross_validation
 from miseg.evaluation.cross_validation import (
     load_disk2fold,
     run_fold,
     split_folds,
     write_fold2disk,
 )
-from miseg.evaluation import cross_validation
 from miseg.neural_network.architecture.unet.standard import Architecture
 from miseg.neural_network.model import Neural_Network
 from miseg.processing.preprocessor import Preprocessor

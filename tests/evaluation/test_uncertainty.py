@@ -200,3 +200,35 @@ def test_detailed_validation_tables_feed_the_calibration(kits_network, tmp_path)
     calibration = calibrate_from_tables([str(tmp_path)])
     stored = json.loads((tmp_path / CALIBRATION_FILE).read_text())
     assert stored["threshold"] == calibration["threshold"] and 0.6 < stored["threshold"] < 0.95
+
+
+# ------------------------------------------------------------------------------ cross-validation
+def test_cross_validation_scores_folds_and_calibrates_on_them(tmp_path):
+    from miseg.evaluation.cross_validation import cross_validation
+
+    write_kits_dataset(str(tmp_path / "data"), n_cases=4, shape=(16, 16, 16), seed=1)
+    data_io = Data_IO(NIFTI_interface(classes=3), str(tmp_path / "data"), output_path=str(tmp_path / "pred"))
+    pp = Preprocessor(data_io, batch_size=1, data_aug=None, analysis="fullimage", prepare_subfunctions=False)
+    nn = Neural_Network(pp, architecture=Architecture(n_filters=2, depth=1), workers=0, use_multiprocessing=False)
+    ids = sorted(data_io.get_indiceslist())
+    evaluation = tmp_path / "evaluation"
+    cross_validation(ids, nn, k_fold=2, epochs=1, iterations=1, evaluation_path=str(evaluation),
+                     run_detailed_evaluation=True, save_models=False, seed=0, metrics=["dice"], uncertainty=True)
+    for fold in ("fold_0", "fold_1"):
+        per_case = read_table(str(evaluation / fold / "detailed_validation.uncertainty.tsv"))
+        assert len(per_case) == 2 and per_case["member_dice"].notna().all()
+    stored = json.loads((evaluation / CALIBRATION_FILE).read_text())
+    assert stored == calibrate_from_tables([str(evaluation / "fold_0"), str(evaluation / "fold_1")],
+                                           output=str(tmp_path / "again.json"))
+    assert load_review_rule(str(evaluation)) is not None
+
+
+def test_cross_validation_checks_the_uncertainty_options_before_training(tmp_path):
+    from miseg.evaluation.cross_validation import cross_validation
+
+    with pytest.raises(ConfigurationError, match="run_detailed_evaluation"):
+        cross_validation(["a", "b"], None, k_fold=2, evaluation_path=str(tmp_path / "e"), uncertainty=True)
+    with pytest.raises(ConfigurationError, match="cannot be combined"):
+        cross_validation(["a", "b"], None, k_fold=2, evaluation_path=str(tmp_path / "e"),
+                         run_detailed_evaluation=True, uncertainty=True, instances=True)
+    assert not (tmp_path / "e").exists()

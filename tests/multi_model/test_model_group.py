@@ -154,9 +154,8 @@ def test_cross_validation_group(tmp_path):
         for name in ("history.tsv", "model.keras", "model.hdf5", ".complete"):
             assert (member_dir / name).is_file(), name
     assert sorted(validation) == CASES
-    assert [sorted(v) for _, v in group.fold_splits] == [sorted(v) for v in
-                                                          (json.load(open(path / f"group_{i}" / "sample_list.json"))["VALIDATION"]
-                                                           for i in range(2))]
+    stored = [json.load(open(path / f"group_{i}" / "sample_list.json"))["VALIDATION"] for i in range(2)]
+    assert [sorted(v) for _, v in group.fold_splits] == [sorted(v) for v in stored]
     labels = group.predict(["g0"], return_output=True)[0]
     assert labels.shape == (16, 16) and labels.max() < 3
     with pytest.raises(ConfigurationError, match="folds"):

@@ -126,7 +126,7 @@ class _OldStyle(Abstract_Subfunction):
     def preprocessing(self, sample, training=True):
         sample.img_data = sample.img_data * 2
 
-    def postprocessing(self, prediction):  # noqa: the old signature on purpose
+    def postprocessing(self, prediction):  # the old signature on purpose
         return prediction + 10
 
 

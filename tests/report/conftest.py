@@ -12,6 +12,7 @@ from miseg.data_loading.data_io import Data_IO
 from miseg.data_loading.interfaces import Dictionary_interface
 from miseg.evaluation import cross_validation
 from miseg.processing.preprocessor import Preprocessor
+
 from .report_fixtures import CASES, FLAGGED, disc_cases
 
 BROWSER_SKIPPED = pytest.StashKey[str]()

@@ -19,6 +19,7 @@ from miseg.cli.main import main
 from miseg.errors import DataNotFoundError
 from miseg.evaluation.reports import read_table, summary_table, wide_table, write_table
 from miseg.report import collect_evaluation, write_report
+
 from .report_fixtures import CASES, FLAGGED, file_hashes
 
 

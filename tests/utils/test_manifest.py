@@ -12,11 +12,11 @@ import keras
 import numpy as np
 import pytest
 
+from miseg.classical import ClassicalModel
 from miseg.data_loading.data_io import Data_IO
 from miseg.data_loading.interfaces import Dictionary_interface
 from miseg.data_loading.interfaces.nifti_io import NIFTI_interface
 from miseg.datasets import write_kits_dataset
-from miseg.classical import ClassicalModel
 from miseg.evaluation import cross_validation, leave_one_out, split_validation
 from miseg.neural_network.architecture.unet import UNet_standard
 from miseg.neural_network.model import Neural_Network

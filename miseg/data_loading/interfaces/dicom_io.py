@@ -19,8 +19,8 @@ from miseg.data_loading.dicom.series import (
     load_series_pixels,
     scan_case_folder,
 )
-from miseg.data_loading.interfaces.abstract_io import Abstract_IO
 from miseg.data_loading.interfaces._cases import list_case_folders
+from miseg.data_loading.interfaces.abstract_io import Abstract_IO
 from miseg.data_loading.interfaces.nifti_io import write_nifti
 from miseg.errors import (
     ConfigurationError,
@@ -170,7 +170,8 @@ class DICOM_interface(Abstract_IO):
         try:
             cases = list_case_folders(path, regex, type(self).__name__)
         except DataNotFoundError as exc:
-            loose = [e for e in os.listdir(path) if os.path.isfile(os.path.join(path, e))] if os.path.isdir(path) else []
+            entries = os.listdir(path) if os.path.isdir(path) else []
+            loose = [e for e in entries if os.path.isfile(os.path.join(path, e))]
             if not loose:
                 raise
             raise DataNotFoundError(

@@ -108,7 +108,8 @@ def check_input_shape(
         >>> check_input_shape((64, 60, 1), n_downsamplings=4)
         Traceback (most recent call last):
         ...
-        miseg.errors.ModelError: input_shape (64, 60, 1): axis 1 has size 60, which 4 poolings (factor 16) cannot halve evenly; nearest valid sizes: 48 or 64
+        miseg.errors.ModelError: input_shape (64, 60, 1): axis 1 has size 60, which 4 poolings \
+(factor 16) cannot halve evenly; nearest valid sizes: 48 or 64
     """
     try:
         shape = tuple(None if s is None else int(s) for s in input_shape)
