@@ -25,7 +25,7 @@ from miseg.errors import (
     ModelError,
 )
 from miseg.multi_model.model import Model
-from miseg.utils.fileio import atomic_path
+from miseg.utils.fileio import atomic_path, read_json_object
 
 __all__ = ["ClassicalModel", "MODEL_FILE"]
 
@@ -254,14 +254,8 @@ class ClassicalModel(Model):
             ModelError: when it was saved for other classes, channels or dimensionality.
         """
         path = self.model_path(file_path)
-        if not os.path.isfile(path):
-            raise DataNotFoundError(f"No classical model file at {path!r}.")
-        try:
-            with open(path, encoding="utf-8") as handle:
-                payload = json.load(handle)
-        except (OSError, ValueError) as exc:
-            raise CorruptFileError(f"Classical model file {path!r} is not valid JSON: {exc}") from exc
-        if not isinstance(payload, dict) or payload.get("type") != type(self).__name__ or "method" not in payload:
+        payload = read_json_object(path, "Classical model file")
+        if payload.get("type") != type(self).__name__ or "method" not in payload:
             raise CorruptFileError(f"{path!r} is not a ClassicalModel file (no 'type': 'ClassicalModel' and 'method').")
         for key in ("classes", "channels", "three_dim"):
             if key in payload and payload[key] != getattr(self, key):

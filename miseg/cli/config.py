@@ -289,11 +289,9 @@ def model_config_path(model_path: str | os.PathLike) -> str:
         >>> model_config_path("run/model.keras")
         'run/model.config.yaml'
     """
-    path = os.fspath(model_path)
-    stem, ext = os.path.splitext(path)
-    if ext.lower() not in (".keras", ".h5", ".hdf5"):
-        stem = path
-    return stem + ".config.yaml"
+    from miseg.utils.fileio import sidecar_path
+
+    return sidecar_path(model_path, ".config.yaml")
 
 
 # ------------------------------------------------------------------------------ name lookup

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
-from miseg.errors import UnsafeIndexError
+from miseg.errors import CorruptFileError, DataNotFoundError, UnsafeIndexError
 
-__all__ = ["atomic_path", "safe_filename", "safe_join"]
+__all__ = ["atomic_path", "read_json_object", "safe_filename", "safe_join", "sidecar_path"]
+
+#: Model file endings a sidecar name replaces (``run/model.keras`` -> ``run/model.<suffix>``).
+MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
 
 
 @contextlib.contextmanager
@@ -74,3 +78,45 @@ def safe_join(directory: str | os.PathLike, index: Any, suffix: str = "") -> str
     if target.parent != base:
         raise UnsafeIndexError(f"Sample index {index!r} resolves outside {str(base)!r}.")
     return str(Path(directory) / name)
+
+
+def sidecar_path(model_path: str | os.PathLike, suffix: str) -> str:
+    """A file stored next to a model: its name with the model ending replaced by ``suffix``.
+
+    Args:
+        model_path: The model file (an extension-less path keeps its whole name).
+        suffix: The sidecar's ending, e.g. ``".config.yaml"``.
+
+    Example:
+        >>> sidecar_path("run/model.keras", ".manifest.json")
+        'run/model.manifest.json'
+        >>> sidecar_path("run/model", ".config.yaml")
+        'run/model.config.yaml'
+    """
+    path = os.fspath(model_path)
+    stem, ext = os.path.splitext(path)
+    return (stem if ext.lower() in MODEL_SUFFIXES else path) + suffix
+
+
+def read_json_object(path: str | os.PathLike, what: str) -> dict[str, Any]:
+    """Read a JSON file that must hold an object.
+
+    Args:
+        path: The file.
+        what: What the file is, for the error messages (e.g. ``"Manifest"``).
+
+    Raises:
+        DataNotFoundError: when the file is missing.
+        CorruptFileError: when it is not valid JSON or not a JSON object.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise DataNotFoundError(f"No {what.lower()} at {path!r}.")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            payload = json.load(handle)
+    except (OSError, ValueError) as exc:
+        raise CorruptFileError(f"{what} {path!r} is not valid JSON: {exc}") from exc
+    if not isinstance(payload, dict):
+        raise CorruptFileError(f"{what} {path!r} does not hold a JSON object.")
+    return payload

@@ -40,8 +40,8 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from miseg.errors import CorruptFileError, DataNotFoundError
-from miseg.utils.fileio import atomic_path
+from miseg.errors import CorruptFileError
+from miseg.utils.fileio import atomic_path, read_json_object, sidecar_path
 
 __all__ = [
     "MANIFEST_FILE",
@@ -370,11 +370,7 @@ def model_manifest_path(model_path: str | os.PathLike) -> str:
         >>> model_manifest_path("run/model.keras")
         'run/model.manifest.json'
     """
-    path = os.fspath(model_path)
-    stem, ext = os.path.splitext(path)
-    if ext.lower() not in (".keras", ".h5", ".hdf5"):
-        stem = path
-    return stem + ".manifest.json"
+    return sidecar_path(model_path, ".manifest.json")
 
 
 def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
@@ -384,17 +380,7 @@ def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
         DataNotFoundError: when the file is missing.
         CorruptFileError: when it is no JSON object.
     """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise DataNotFoundError(f"No manifest at {path!r}.")
-    try:
-        with open(path, encoding="utf-8") as handle:
-            payload = json.load(handle)
-    except (OSError, ValueError) as exc:
-        raise CorruptFileError(f"Manifest {path!r} is not valid JSON: {exc}") from exc
-    if not isinstance(payload, dict):
-        raise CorruptFileError(f"Manifest {path!r} does not hold a JSON object.")
-    return payload
+    return read_json_object(path, "Manifest")
 
 
 _ALWAYS_KEPT = ("kind", "created", "finished", "wall_time", "stages", "status")
