@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -158,6 +159,7 @@ class ClassicalModel(Model):
                 f"got {type(seeds).__name__}."
             )
         pp = self.preprocessor
+        started = time.perf_counter()
         results = []
         for index in cases:
             sample = pp.load_sample(index, training=False)
@@ -171,6 +173,10 @@ class ClassicalModel(Model):
             else:
                 sample.add_prediction(prediction, activation_output)
                 pp.data_io.save_prediction(sample)
+        if not return_output:  # <output_path>/manifest.json, as Neural_Network.predict writes
+            from miseg.utils.manifest import write_prediction_manifest
+
+            write_prediction_manifest(self, cases, time.perf_counter() - started)
         return results if return_output else None
 
     def _segment(self, sample: Any, seeds: Any) -> np.ndarray:

@@ -261,13 +261,20 @@ def _describe(obj: Any) -> Any:
 
 
 def describe_network(network: Any) -> dict[str, Any]:
-    """A plan of a ``Neural_Network`` built in Python: architecture, loss, preprocessing."""
+    """A plan of a model built in Python: preprocessing, and the architecture and loss of a
+    ``Neural_Network`` or the method of a ``ClassicalModel``."""
     pp = network.preprocessor
+    plan: dict[str, Any] = {}
+    if hasattr(network, "architecture"):
+        plan.update(architecture=_describe(network.architecture), loss=_name(network.loss),
+                    metrics=[_name(m) for m in getattr(network, "metrics", [])],
+                    learning_rate=plain(getattr(network, "learning_rate", None)))
+    method = getattr(network, "method", None)
+    if method is not None:
+        plan["method"] = {"name": getattr(method, "method_name", type(method).__name__),
+                          "config": plain(method.get_config())}
     return {
-        "architecture": _describe(network.architecture),
-        "loss": _name(network.loss),
-        "metrics": [_name(m) for m in getattr(network, "metrics", [])],
-        "learning_rate": plain(getattr(network, "learning_rate", None)),
+        **plan,
         "preprocessing": {
             "analysis": pp.analysis,
             "patch_shape": plain(pp.patch_shape),

@@ -150,7 +150,12 @@ def test_segment_command_writes_predictions_like_predict(nifti_data, tmp_path, c
     out = str(tmp_path / "window")
     assert main(["-q", "segment", nifti_data, "--method", "threshold", "--method-option", "windows=[200, 500]",
                  "-o", out]) == 0
-    assert sorted(os.listdir(out)) == [f"case_{k:05d}.nii.gz" for k in range(5)]
+    assert sorted(os.listdir(out)) == [f"case_{k:05d}.nii.gz" for k in range(5)] + ["manifest.json"]
+    with open(os.path.join(out, "manifest.json"), encoding="utf-8") as handle:
+        manifest = json.load(handle)
+    assert manifest["kind"] == "prediction" and manifest["cases"]["prediction"] == [f"case_{k:05d}" for k in range(5)]
+    assert manifest["plan"]["method"] == {"name": "threshold", "config": manifest["plan"]["method"]["config"]}
+    assert manifest["plan"]["method"]["config"]["windows"] == {"1": [200.0, 500.0]}
     written = nib.load(os.path.join(out, "case_00000.nii.gz"))
     np.testing.assert_allclose(written.affine, np.diag([2.0, 1.0, 1.0, 1.0]))
     truth = _truth(nifti_data, "case_00000")
@@ -187,7 +192,7 @@ def test_segment_seed_errors_exit_2_and_write_nothing(nifti_data, tmp_path, caps
     np.save(tmp_path / "scribbles.npy", mask)
     assert main(["-q", "segment", nifti_data, "--method", "graph_cut", "--cases", "case_00004",
                  "--seed-mask", str(tmp_path / "scribbles.npy"), "-o", str(out)]) == 0
-    assert os.listdir(out) == ["case_00004.nii.gz"]
+    assert sorted(os.listdir(out)) == ["case_00004.nii.gz", "manifest.json"]
 
 
 def test_evaluate_method_cross_validates(nifti_data, tmp_path, capsys):
