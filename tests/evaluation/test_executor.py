@@ -64,6 +64,7 @@ def test_task_pieces_pickle():
     assert clone.architecture.n_filters == 4 and clone.loss is tversky_loss
 
 
+@pytest.mark.slow  # spawns worker processes that each start TensorFlow (end to end, ~45 s)
 def test_process_pool_matches_a_serial_fold(tmp_path):
     model = make_network()
     before = [w.copy() for w in model.model.get_weights()]
@@ -84,6 +85,7 @@ def test_process_pool_matches_a_serial_fold(tmp_path):
     assert history["val_loss"] == pytest.approx(histories[0]["val_loss"], rel=1e-4)
 
 
+@pytest.mark.slow  # starts a Dask LocalCluster whose workers each start TensorFlow (~45 s)
 def test_dask_local_cluster(tmp_path):
     distributed = pytest.importorskip("distributed")
     model = make_network()
