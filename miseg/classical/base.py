@@ -123,8 +123,8 @@ class ClassicalMethod:
         return {}
 
     def predict(self, sample: Any, seeds: Any = None) -> np.ndarray:  # pragma: no cover - abstract
-        """The label map ``(x, y[, z])`` of ``sample`` (int64)."""
-        raise NotImplementedError
+        """The label map ``(x, y[, z])`` of ``sample`` (int64); every registered method implements it."""
+        raise NotImplementedError(f"{type(self).__name__} must implement predict().")
 
     @property
     def fitted(self) -> bool:

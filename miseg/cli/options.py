@@ -42,15 +42,19 @@ class ArgumentBuilder:
 
 
 # ------------------------------------------------------------------------------ value types
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
+def _int_at_least(text: str, minimum: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be >= 1")
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"{text!r} must be >= {minimum}")
     return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    return _int_at_least(text, 1)
 
 
 def patch_size(text: str) -> str | int:
@@ -71,13 +75,7 @@ def positive_float(text: str) -> float:
 
 def non_negative_int(text: str) -> int:
     """argparse type: an integer >= 0 (overlaps)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be >= 0")
-    return value
+    return _int_at_least(text, 0)
 
 
 _SHAPE_SEPARATOR = re.compile(r"[,xX]")
